@@ -1,0 +1,3 @@
+"""feeds_server: real-time collaboration feeds for CRMs."""
+
+__version__ = "0.1.0"

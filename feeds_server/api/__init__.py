@@ -1,0 +1,1 @@
+"""HTTP API: thin Starlette routes, one module per resource."""

@@ -1,0 +1,91 @@
+"""The ASGI application: every API module's routes, the OpenAPI document, health checks, the web client."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import import_module
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from feeds_server.api.dispatch import build_route, error_response, json_response
+from feeds_server.api.openapi import build_openapi
+from feeds_server.api.routing import Endpoint
+from feeds_server.config import Settings
+from feeds_server.errors import FeedsError
+from feeds_server.services import Services
+
+log = logging.getLogger("feeds_server.api")
+
+# API modules, each with a `routes` table. New resources are added here.
+API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations"]
+
+
+def all_endpoints() -> list[Endpoint]:
+    endpoints: list[Endpoint] = []
+    for name in API_MODULES:
+        endpoints.extend(import_module(f"feeds_server.api.{name}").routes.endpoints)
+    return endpoints
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:
+    services = services or Services.build(settings or Settings.from_env())
+    endpoints = all_endpoints()
+    openapi = build_openapi(endpoints)
+
+    async def openapi_json(_: Request) -> Response:
+        return json_response(openapi)
+
+    async def healthz(_: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # the database is down: not ready, with the reason
+            return json_response({"status": "unavailable", "database": str(exc)[:200]}, 503)
+        return json_response({"status": "ok", "database": "ok"})
+
+    routes: list[BaseRoute] = [build_route(ep) for ep in endpoints]
+    routes += [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await services.close()
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
+    )
+    app.state.services = services
+    app.state.endpoints = endpoints
+    return app
+
+
+async def _http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: ("not_found", "no such endpoint"), 405: ("method_not_allowed", "method not allowed here")}
+    code, message = codes.get(exc.status_code, ("http_error", str(exc.detail)))
+    err = FeedsError(code, message)
+    err.status = exc.status_code
+    return error_response(err)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    err = FeedsError("internal_error", "something went wrong on the server; it has been logged")
+    err.status = 500
+    return error_response(err)

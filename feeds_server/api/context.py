@@ -1,0 +1,75 @@
+"""What a handler gets: the request, its transaction, the caller and the org in scope."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from feeds_server.domain import permissions as perms
+from feeds_server.errors import Forbidden
+from feeds_server.services import Services
+from feeds_server.store.models import AuthToken, Integration, Membership, Org, User
+
+
+@dataclass(frozen=True)
+class Member:
+    """The caller as a member of the org in scope."""
+
+    user: User
+    membership: Membership
+    permissions: frozenset[str]
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
+
+    @property
+    def is_admin(self) -> bool:
+        return perms.ADMIN in self.permissions
+
+    @property
+    def is_super_admin(self) -> bool:
+        return perms.SUPER_ADMIN in self.permissions
+
+    def require(self, permission: str) -> None:
+        if permission not in self.permissions:
+            raise Forbidden(f"{permission}_required", f"this needs the {permission!r} permission")
+
+
+@dataclass
+class Ctx:
+    request: Request
+    services: Services
+    session: AsyncSession
+    path: dict[str, Any]
+    body: Any = None
+    query: Any = None
+    user: User | None = None
+    token: AuthToken | None = None
+    org: Org | None = None
+    member: Member | None = None
+    integration: Integration | None = None
+    _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once the request's transaction has committed (e.g. send an email)."""
+        self._after_commit.append(action)
+
+    @property
+    def me(self) -> Member:
+        assert self.member is not None, "endpoint declared without member access"
+        return self.member
+
+    @property
+    def current_user(self) -> User:
+        assert self.user is not None, "endpoint declared without user access"
+        return self.user
+
+    @property
+    def current_org(self) -> Org:
+        assert self.org is not None, "endpoint has no org in its path"
+        return self.org

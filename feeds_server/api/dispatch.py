@@ -1,0 +1,261 @@
+"""Turns an `Endpoint` into a Starlette route: auth, org scope, parsing, one transaction, errors."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from feeds_server import limits, tokens
+from feeds_server.api.context import Ctx, Member
+from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
+from feeds_server.domain import permissions as perms
+from feeds_server.errors import (
+    BadRequest,
+    Conflict,
+    FeedsError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    ValidationFailed,
+)
+from feeds_server.services import Services
+from feeds_server.store.events import take_pending_events
+from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
+from feeds_server.store.scope import set_org
+
+log = logging.getLogger("feeds_server.api")
+
+MAX_ID = 2**63 - 1
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def error_response(exc: FeedsError) -> Response:
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
+    if exc.status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return json_response({"error": body}, exc.status, headers)
+
+
+def build_route(endpoint: Endpoint) -> Route:
+    async def endpoint_app(request: Request) -> Response:
+        services: Services = request.app.state.services
+        try:
+            return await _run(endpoint, request, services)
+        except FeedsError as exc:
+            return error_response(exc)
+        except IntegrityError:
+            log.info("integrity error on %s %s", endpoint.method, endpoint.path, exc_info=True)
+            return error_response(Conflict("conflict", "the request clashes with existing data"))
+
+    return Route(endpoint.path, endpoint_app, methods=[endpoint.method], name=f"{endpoint.method} {endpoint.path}")
+
+
+async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
+    path = _path_params(request)
+    body = None if endpoint.raw_body or endpoint.body is None else await _parse_body(request, endpoint.body)
+    query = _parse_query(request, endpoint.query) if endpoint.query else None
+    async with services.sessions() as session:
+        ctx = Ctx(request=request, services=services, session=session, path=path, body=body, query=query)
+        async with session.begin():
+            await _authorize(ctx, endpoint)
+            result = await endpoint.handler(ctx)
+        events = take_pending_events(session)
+    if events:
+        await services.publish(events)
+    for action in ctx._after_commit:
+        try:
+            await action()
+        except Exception:  # an after-commit step must not turn a committed change into an error
+            log.exception("after-commit step failed")
+    if isinstance(result, Response):
+        return result
+    if result is None:
+        return Response(status_code=204)
+    return json_response(result, endpoint.status)
+
+
+def _path_params(request: Request) -> dict[str, Any]:
+    params = dict(request.path_params)
+    for key, value in params.items():
+        if isinstance(value, int) and not 1 <= value <= MAX_ID:
+            raise NotFound("not_found", "no such item")
+    return params
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it grows past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge("body_too_large", f"request body over {limit} bytes", limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge("body_too_large", f"request body over {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    raw = await read_limited(request, limits.MAX_JSON_BODY_BYTES)
+    if not raw.strip():
+        raw = b"{}"
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if ctype not in {"application/json", ""}:
+        raise BadRequest("unsupported_media_type", "send the body as application/json")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    items = request.query_params.multi_items()
+    data: dict[str, str] = {}
+    for key, value in items:
+        if key in data:
+            raise ValidationFailed("validation_failed", f"query parameter {key!r} given twice", field=key)
+        if "\x00" in value:
+            raise ValidationFailed("validation_failed", f"query parameter {key!r} contains NUL", field=key)
+        data[key] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _validation_error(exc: ValidationError) -> FeedsError:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    if any(e["type"] in {"json_invalid", "json_type"} for e in errors):
+        return BadRequest("malformed_json", "the request body is not valid JSON")
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "type": e["type"], "message": e["msg"]}
+        for e in errors
+    ]
+    first = fields[0]
+    return ValidationFailed("validation_failed", f"{first['field']}: {first['message']}", errors=fields)
+
+
+async def _authorize(ctx: Ctx, endpoint: Endpoint) -> None:
+    if endpoint.access == PUBLIC:
+        await _optional_user(ctx)
+        return
+    if endpoint.access == INTEGRATION:
+        await _integration(ctx)
+        return
+    await _user(ctx)
+    if endpoint.access == MEMBER:
+        await _member(ctx, endpoint.permission)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+async def user_for_token(ctx: Ctx, token: str) -> tuple[AuthToken, User] | None:
+    """The live token and its user, or None when unknown, revoked or expired."""
+    if not token.startswith(tokens.BEARER_PREFIX) or len(token) > 200:
+        return None
+    row = (
+        await ctx.session.execute(
+            select(AuthToken, User)
+            .join(User, User.id == AuthToken.user_id)
+            .where(AuthToken.token_hash == tokens.hash_secret(token))
+        )
+    ).first()
+    if row is None:
+        return None
+    auth, user = row
+    if auth.revoked_at is not None or auth.expires_at <= datetime.now(timezone.utc):
+        return None
+    return auth, user
+
+
+async def _optional_user(ctx: Ctx) -> None:
+    token = bearer_token(ctx.request)
+    if token:
+        found = await user_for_token(ctx, token)
+        if found:
+            ctx.token, ctx.user = found
+
+
+async def _user(ctx: Ctx) -> None:
+    token = bearer_token(ctx.request)
+    if not token:
+        raise Unauthenticated("unauthenticated", "sign in and send 'Authorization: Bearer <token>'")
+    found = await user_for_token(ctx, token)
+    if not found:
+        raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
+    ctx.token, ctx.user = found
+
+
+async def _org_from_path(ctx: Ctx) -> Org:
+    slug = ctx.path.get("slug")
+    org = (await ctx.session.execute(select(Org).where(Org.slug == slug))).scalar_one_or_none() if slug else None
+    if org is None:
+        raise NotFound("org_not_found", "no such org")
+    set_org(ctx.session, org.id)
+    ctx.org = org
+    return org
+
+
+async def _member(ctx: Ctx, permission: str | None) -> None:
+    await _org_from_path(ctx)
+    row = (
+        await ctx.session.execute(
+            select(Membership, Profile)
+            .join(Profile, Profile.id == Membership.profile_id)
+            .where(Membership.user_id == ctx.current_user.id)
+        )
+    ).first()
+    if row is None:
+        # Not a member answers exactly as an org that does not exist.
+        raise NotFound("org_not_found", "no such org")
+    membership, profile = row
+    ctx.member = Member(ctx.current_user, membership, perms.effective_permissions(profile.permissions, membership.is_super_admin))
+    if permission:
+        ctx.member.require(permission)
+
+
+async def _integration(ctx: Ctx) -> None:
+    await _org_from_path(ctx)
+    token = bearer_token(ctx.request)
+    if not token or not token.startswith(tokens.INTEGRATION_PREFIX):
+        raise Unauthenticated("unauthenticated", "send the integration token as 'Authorization: Bearer <token>'")
+    integration = (
+        await ctx.session.execute(select(Integration).where(Integration.token_hash == tokens.hash_secret(token)))
+    ).scalar_one_or_none()
+    if integration is None or integration.revoked_at is not None:
+        raise Unauthenticated("invalid_token", "the integration token is unknown or revoked")
+    ctx.integration = integration
+
+
+def forbid_unless(condition: bool, code: str, message: str) -> None:
+    if not condition:
+        raise Forbidden(code, message)

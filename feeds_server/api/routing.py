@@ -1,0 +1,73 @@
+"""Endpoint declarations: one table of routes from which Starlette routes and OpenAPI are built.
+
+An endpoint says its method, path, who may call it, and its body and query models. The wrapper
+authenticates, resolves the org from the path, parses input, runs the handler inside one
+transaction, publishes the transaction's events after commit, and maps errors to one JSON shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+Handler = Callable[..., Awaitable[Any]]
+
+# Who may call an endpoint.
+PUBLIC = "public"  # anyone
+USER = "user"  # any signed-in user
+MEMBER = "member"  # a member of the org named in the path
+INTEGRATION = "integration"  # an integration token of the org named in the path
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    handler: Handler
+    access: str = MEMBER
+    permission: str | None = None  # e.g. "admin", "feeds_tab", "super_admin"
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    status: int = 200
+    summary: str = ""
+    tag: str = ""
+    raw_body: bool = False  # the handler reads the request stream itself (uploads)
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)(?::\w+)?}", self.path)
+
+
+@dataclass
+class Routes:
+    """Collects the endpoints of one API module."""
+
+    tag: str
+    endpoints: list[Endpoint] = field(default_factory=list)
+
+    def add(self, method: str, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            summary = options.pop("summary", None) or (handler.__doc__ or "").strip().split("\n")[0]
+            self.endpoints.append(Endpoint(method, path, handler, summary=summary, tag=self.tag, **options))
+            return handler
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("PUT", path, **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("PATCH", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.add("DELETE", path, **options)

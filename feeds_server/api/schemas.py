@@ -1,0 +1,50 @@
+"""Base classes for request bodies and queries, and the text types they share.
+
+Bodies are strict: unknown fields, wrong JSON types and NUL characters are refused (F-SEC-3).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from feeds_server import limits
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_CHARS), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+Description = Annotated[str, Field(max_length=limits.MAX_DESCRIPTION_CHARS), AfterValidator(_no_nul)]
+Email = Annotated[str, Field(min_length=3, max_length=limits.MAX_EMAIL_CHARS), AfterValidator(_no_nul)]
+Password = Annotated[str, Field(min_length=limits.MIN_PASSWORD_CHARS, max_length=limits.MAX_PASSWORD_CHARS), AfterValidator(_no_nul)]
+Slug = Annotated[str, Field(min_length=1, max_length=limits.MAX_SLUG_CHARS), AfterValidator(_no_nul)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+class Body(BaseModel):
+    """A JSON request body."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Query(BaseModel):
+    """Query-string parameters (strings coerced to the declared types)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PageQuery(Query):
+    limit: int = Field(default=limits.DEFAULT_PAGE_SIZE, ge=1, le=limits.MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, max_length=200)

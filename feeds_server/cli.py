@@ -1,0 +1,92 @@
+"""The `feeds-server` command: serve, migrate, demo, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from feeds_server.config import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="feeds-server", description="Real-time collaboration feeds for CRMs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database, then serve HTTP and WebSocket")
+    serve.add_argument("--host", help="address to listen on (default FEEDS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default FEEDS_PORT or 8000)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations first")
+    serve.add_argument("--demo", action="store_true", help="on an empty database, create the demo account and org")
+
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
+    sub.add_parser("config", help="print the settings in force (secrets masked)")
+
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is up to date")
+        return 0
+    if args.command == "demo":
+        asyncio.run(_migrate(settings))
+        asyncio.run(_demo(settings))
+        return 0
+    if args.command == "config":
+        print(json.dumps(settings.describe(), indent=2))
+        return 0
+    if args.command == "serve":
+        return _serve(settings, args)
+    parser.print_help()
+    return 2
+
+
+async def _migrate(settings: Settings) -> None:
+    from feeds_server.store.db import create_engine
+    from feeds_server.store.migrate import upgrade
+
+    engine = create_engine(settings)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _demo(settings: Settings) -> None:
+    from feeds_server.demo import ensure_demo
+
+    message = await ensure_demo(settings)
+    print(message)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from feeds_server.api.app import create_app
+
+    if not args.no_migrate:
+        asyncio.run(_migrate(settings))
+    if args.demo:
+        asyncio.run(_demo(settings))
+    host = args.host or settings.host
+    port = args.port or settings.port
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

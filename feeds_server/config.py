@@ -1,0 +1,117 @@
+"""Settings, read once from the environment.
+
+Every knob is an environment variable listed in `docs/configuration.md`. The defaults run on one
+laptop with nothing installed: a SQLite file, an in-process broker and a local mail folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off", ""}:
+        return False
+    raise SystemExit(f"{name} must be true or false, got {raw!r}")
+
+
+def _env_list(name: str, default: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All configuration of one process. Build with `Settings.from_env()`."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://localhost:8000"
+    allowed_origins: tuple[str, ...] = ()
+    token_ttl_seconds: int = 7 * 24 * 3600
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65_536
+    files_dir: Path = Path("var/files")
+    mail_dir: Path = Path("var/mail")
+    mail_from: str = "Feeds <feeds@localhost>"
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_tls: str = "starttls"
+    db_pool_size: int = 10
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        data_dir = Path(_env("FEEDS_DATA_DIR", "var"))
+        database_url = _env("FEEDS_DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'feeds.db'}"
+        public_url = _env("FEEDS_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=_env("FEEDS_REDIS_URL", ""),
+            host=_env("FEEDS_HOST", "127.0.0.1"),
+            port=_env_int("FEEDS_PORT", 8000),
+            public_url=public_url,
+            allowed_origins=_env_list(
+                "FEEDS_ALLOWED_ORIGINS", f"{public_url},http://localhost:8000,http://127.0.0.1:8000"
+            ),
+            token_ttl_seconds=_env_int("FEEDS_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+            argon2_time_cost=_env_int("FEEDS_ARGON2_TIME_COST", 3),
+            argon2_memory_kib=_env_int("FEEDS_ARGON2_MEMORY_KIB", 65_536),
+            files_dir=Path(_env("FEEDS_FILES_DIR", str(data_dir / "files"))),
+            mail_dir=Path(_env("FEEDS_MAIL_DIR", str(data_dir / "mail"))),
+            mail_from=_env("FEEDS_MAIL_FROM", "Feeds <feeds@localhost>"),
+            smtp_host=_env("FEEDS_SMTP_HOST", ""),
+            smtp_port=_env_int("FEEDS_SMTP_PORT", 587),
+            smtp_user=_env("FEEDS_SMTP_USER", ""),
+            smtp_password=_env("FEEDS_SMTP_PASSWORD", ""),
+            smtp_tls=_env("FEEDS_SMTP_TLS", "starttls"),
+            db_pool_size=_env_int("FEEDS_DB_POOL_SIZE", 10),
+            log_level=_env("FEEDS_LOG_LEVEL", "info"),
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def describe(self) -> dict[str, object]:
+        """Settings safe to print: secrets and passwords in URLs are masked."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "smtp_password":
+                value = "***" if value else ""
+            elif f.name in {"database_url", "redis_url"}:
+                value = _mask_url_password(str(value))
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

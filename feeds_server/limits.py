@@ -1,0 +1,59 @@
+"""Every number of the product spec, in one place.
+
+Validation, tests and docs import these names; no other module writes the literal.
+"""
+
+from datetime import timedelta
+
+# F-ORG-1 / F-ORG-2: memberships and created orgs per login.
+MAX_ORGS_PER_USER = 10
+MAX_ORGS_CREATED_PER_USER = 5
+
+# F-ORG-5: how long an invitation can be answered.
+INVITATION_TTL = timedelta(days=7)
+
+# F-ORG-3: length of the enterprise trial of a new org.
+TRIAL_LENGTH = timedelta(days=15)
+
+# F-POST-2: a message must be shorter than 32,000 code points.
+MAX_POST_CHARS = 31_999
+
+# F-POST-7: attachments per message.
+MAX_FILES_PER_POST = 5
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILES_TOTAL_BYTES = 20 * 1024 * 1024
+
+# F-FOLLOW-6: auto-follow rules per module per creator.
+MAX_RULES_PER_MODULE_PER_CREATOR = 5
+
+# F-FOLLOW-8: dormant-record window in days, inclusive.
+MIN_DORMANT_DAYS = 1
+MAX_DORMANT_DAYS = 180
+
+# Record events accepted in one integration batch (F-FOLLOW-1).
+MAX_RECORD_EVENTS_PER_BATCH = 500
+
+# Pagination: default and cap of every listing.
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+# Plain text fields that are not messages.
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 2_000
+MAX_SLUG_CHARS = 63
+MIN_SLUG_CHARS = 3
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1_024
+MAX_EMAIL_CHARS = 254
+
+# Mentions in one message (a sanity cap; the spec sets none).
+MAX_MENTIONS_PER_POST = 100
+
+# Request bodies that are JSON (uploads have their own limits above).
+MAX_JSON_BODY_BYTES = 1024 * 1024
+
+# Real time (F-RT-*): inbound frame cap, send queue, history kept per channel.
+MAX_WS_FRAME_BYTES = 64 * 1024
+WS_SEND_QUEUE_FRAMES = 1_024
+HISTORY_MIN_AGE = timedelta(days=7)
+HISTORY_MIN_PUBLICATIONS = 10_000

@@ -1,0 +1,1 @@
+"""Email: the mail interface, its backends, rendering and (later) the notifier worker."""

@@ -1,0 +1,49 @@
+"""The process-wide objects a request or worker needs, built once from the settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from feeds_server.config import Settings
+from feeds_server.notify.mailer import Mailer, create_mailer
+from feeds_server.passwords import Passwords
+from feeds_server.store.base import utcnow
+from feeds_server.store.db import create_engine, session_factory
+from feeds_server.store.models import Event
+
+EventSink = Callable[[list[Event]], Awaitable[None]]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    passwords: Passwords
+    mailer: Mailer
+    # Called after each commit with the events it wrote (real-time delivery subscribes here).
+    event_sinks: list[EventSink] = field(default_factory=list)
+    # The time, as every rule with a deadline sees it (tests move it to check boundaries).
+    clock: Callable[[], datetime] = utcnow
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        engine = create_engine(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            passwords=Passwords(settings),
+            mailer=create_mailer(settings),
+        )
+
+    async def publish(self, events: list[Event]) -> None:
+        for sink in self.event_sinks:
+            await sink(events)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, the org-scoped session layer and Alembic migrations."""

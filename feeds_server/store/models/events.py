@@ -1,0 +1,25 @@
+"""The event log: every change to feed data, numbered per org, written in the change's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from feeds_server.store.base import Base, BigId, OrgOwned, utcnow
+
+
+class Event(OrgOwned, Base):
+    """One change. `seq` increases strictly within an org, in commit order (store/events.py)."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("org_id", "seq"), Index("ix_events_org_created", "org_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(64))
+    actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
