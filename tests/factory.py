@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,7 @@ async def create_org(actor: Actor, slug: str | None = None, **extra: Any) -> dic
 def mails(mail_dir: Path) -> list[Message]:
     if not mail_dir.exists():
         return []
-    return [message_from_bytes(p.read_bytes()) for p in sorted(mail_dir.glob("*.eml"))]
+    return [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(mail_dir.glob("*.eml"))]
 
 
 def invitation_token(mail_dir: Path, email: str) -> str:

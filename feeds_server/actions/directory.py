@@ -53,7 +53,7 @@ async def create_node(
     node = model(name=name.strip(), parent_id=parent_id)
     session.add(node)
     await session.flush()
-    await append_event(session, f"{what}.created", {"id": node.id, "name": node.name, "parent_id": parent_id}, actor_id)
+    append_event(session, f"{what}.created", {"id": node.id, "name": node.name, "parent_id": parent_id}, actor_id)
     return node
 
 
@@ -71,7 +71,7 @@ async def update_node(
         check_new_parent(await _parents(session, model), node.id, parent_id)  # type: ignore[arg-type]
         node.parent_id = parent_id  # type: ignore[assignment]
     await session.flush()
-    await append_event(session, f"{what}.updated", {"id": node.id, "name": node.name, "parent_id": node.parent_id}, actor_id)
+    append_event(session, f"{what}.updated", {"id": node.id, "name": node.name, "parent_id": node.parent_id}, actor_id)
     return node
 
 
@@ -83,7 +83,7 @@ async def delete_node(session: AsyncSession, model: type[TreeNode], what: str, a
         await session.execute(update(Membership).where(Membership.role_id == node.id).values(role_id=None))
     await session.delete(node)
     await session.flush()
-    await append_event(session, f"{what}.deleted", {"id": node_id}, actor_id)
+    append_event(session, f"{what}.deleted", {"id": node_id}, actor_id)
 
 
 def _check_permissions(permissions: list[str]) -> list[str]:
@@ -104,7 +104,7 @@ async def create_profile(session: AsyncSession, actor_id: int, name: str, permis
     profile = Profile(name=name.strip(), permissions=_check_permissions(permissions))
     session.add(profile)
     await session.flush()
-    await append_event(session, "profile.created", {"id": profile.id, "permissions": profile.permissions}, actor_id)
+    append_event(session, "profile.created", {"id": profile.id, "permissions": profile.permissions}, actor_id)
     return profile
 
 
@@ -119,7 +119,7 @@ async def update_profile(
         profile.permissions = _check_permissions(permissions)
     await session.flush()
     # Real time listens for this: members who lose the Feeds tab are disconnected.
-    await append_event(session, "profile.updated", {"id": profile.id, "permissions": profile.permissions}, actor_id)
+    append_event(session, "profile.updated", {"id": profile.id, "permissions": profile.permissions}, actor_id)
     return profile
 
 
@@ -130,7 +130,7 @@ async def delete_profile(session: AsyncSession, actor_id: int, profile_id: int) 
         raise Conflict("profile_in_use", f"{in_use} member(s) still have this profile", members=in_use)
     await session.delete(profile)
     await session.flush()
-    await append_event(session, "profile.deleted", {"id": profile_id}, actor_id)
+    append_event(session, "profile.deleted", {"id": profile_id}, actor_id)
 
 
 async def territory_members(session: AsyncSession, territory_id: int) -> list[int]:
@@ -152,7 +152,7 @@ async def add_territory_member(session: AsyncSession, actor_id: int, territory_i
         return
     session.add(TerritoryMember(territory_id=territory_id, user_id=user_id))
     await session.flush()
-    await append_event(session, "territory.member_added", {"territory_id": territory_id, "user_id": user_id}, actor_id)
+    append_event(session, "territory.member_added", {"territory_id": territory_id, "user_id": user_id}, actor_id)
 
 
 async def remove_territory_member(session: AsyncSession, actor_id: int, territory_id: int, user_id: int) -> None:
@@ -162,7 +162,7 @@ async def remove_territory_member(session: AsyncSession, actor_id: int, territor
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("member_not_found", "not a member of this territory")
-    await append_event(session, "territory.member_removed", {"territory_id": territory_id, "user_id": user_id}, actor_id)
+    append_event(session, "territory.member_removed", {"territory_id": territory_id, "user_id": user_id}, actor_id)
 
 
 UNSET = _UNSET

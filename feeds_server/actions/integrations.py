@@ -20,7 +20,7 @@ async def create(session: AsyncSession, actor_id: int, name: str, now: datetime)
     integration = Integration(name=name.strip(), token_hash=tokens.hash_secret(secret), created_by_user_id=actor_id, created_at=now)
     session.add(integration)
     await session.flush()
-    await append_event(session, "integration.created", {"id": integration.id, "name": integration.name}, actor_id)
+    append_event(session, "integration.created", {"id": integration.id, "name": integration.name}, actor_id)
     return integration, secret
 
 
@@ -34,4 +34,4 @@ async def revoke(session: AsyncSession, actor_id: int, integration_id: int, now:
         raise Conflict("already_revoked", "this integration token is already revoked")
     integration.revoked_at = now
     await session.flush()
-    await append_event(session, "integration.revoked", {"id": integration.id}, actor_id)
+    append_event(session, "integration.revoked", {"id": integration.id}, actor_id)

@@ -58,7 +58,7 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
-    await append_event(session, "invitation.created", {"invitation_id": invitation.id, "email": email}, inviter.id)
+    append_event(session, "invitation.created", {"invitation_id": invitation.id, "email": email}, inviter.id)
     return NewInvitation(invitation, secret)
 
 
@@ -78,7 +78,7 @@ async def revoke(session: AsyncSession, invitation_id: int, actor_id: int, now: 
     invitation.status = "revoked"
     invitation.responded_at = now
     await session.flush()
-    await append_event(session, "invitation.revoked", {"invitation_id": invitation.id}, actor_id)
+    append_event(session, "invitation.revoked", {"invitation_id": invitation.id}, actor_id)
 
 
 async def pending_for_user(session: AsyncSession, user: User, now: datetime) -> list[tuple[Invitation, Org]]:
@@ -137,7 +137,7 @@ async def decline(
     invitation.status = "declined"
     invitation.responded_at = now
     await session.flush()
-    await append_event(session, "invitation.declined", {"invitation_id": invitation.id}, user.id)
+    append_event(session, "invitation.declined", {"invitation_id": invitation.id}, user.id)
 
 
 async def _standard_profile_id(session: AsyncSession) -> int:

@@ -90,7 +90,7 @@ async def create_org(
     session.add(top_role)
     await session.flush()
     membership = await join_org(session, user, org, profiles[perms.ADMIN_PROFILE].id, top_role.id, now, super_admin=True)
-    await append_event(session, "org.created", {"org_id": org.id, "name": org.name, "slug": org.slug}, user.id)
+    append_event(session, "org.created", {"org_id": org.id, "name": org.name, "slug": org.slug}, user.id)
     return org, membership
 
 
@@ -118,7 +118,7 @@ async def join_org(
     if user.default_org_id is None and not user.default_org_lost:
         user.default_org_id = org.id
     await session.flush()
-    await append_event(
+    append_event(
         session, "member.joined", {"user_id": user.id, "name": user.name, "role_id": role_id, "profile_id": profile_id}, user.id
     )
     return membership
@@ -145,7 +145,7 @@ async def update_org(session: AsyncSession, org: Org, actor_id: int, name: str |
     if time_zone is not None:
         org.time_zone = check_time_zone(time_zone)
     await session.flush()
-    await append_event(session, "org.updated", {"name": org.name, "time_zone": org.time_zone}, actor_id)
+    append_event(session, "org.updated", {"name": org.name, "time_zone": org.time_zone}, actor_id)
     return org
 
 
@@ -154,7 +154,7 @@ async def set_edition(session: AsyncSession, org: Org, actor_id: int, edition: s
     if edition != EDITION_TRIAL:
         org.trial_ends_at = None
     await session.flush()
-    await append_event(session, "org.updated", {"edition": edition}, actor_id)
+    append_event(session, "org.updated", {"edition": edition}, actor_id)
     return org
 
 
@@ -168,7 +168,7 @@ async def change_slug(session: AsyncSession, org: Org, actor_id: int, new_slug: 
     old = org.slug
     org.slug = slug
     await session.flush()
-    await append_event(session, "org.slug_changed", {"old_slug": old, "slug": slug}, actor_id)
+    append_event(session, "org.slug_changed", {"old_slug": old, "slug": slug}, actor_id)
     return org
 
 
@@ -196,7 +196,7 @@ async def remove_member(session: AsyncSession, org: Org, actor_id: int, user_id:
         .values(default_org_id=None, default_org_lost=True)
     )
     await session.flush()
-    await append_event(session, "member.removed", {"user_id": user_id}, actor_id)
+    append_event(session, "member.removed", {"user_id": user_id}, actor_id)
 
 
 async def list_members(
@@ -239,7 +239,7 @@ async def update_member(
             raise NotFound("role_not_found", "no such role")
         membership.role_id = role_id
     await session.flush()
-    await append_event(
+    append_event(
         session, "member.updated", {"user_id": user_id, "role_id": membership.role_id, "profile_id": membership.profile_id}, actor_id
     )
     return membership, user

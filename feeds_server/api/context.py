@@ -53,11 +53,18 @@ class Ctx:
     org: Org | None = None
     member: Member | None = None
     integration: Integration | None = None
+    # (key, fingerprint) when the request carries an Idempotency-Key (store/idempotency.py).
+    idempotency: tuple[str, str] | None = None
     _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _on_rollback: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` once the request's transaction has committed (e.g. send an email)."""
         self._after_commit.append(action)
+
+    def on_rollback(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` if the request's transaction does not commit (e.g. remove stored files)."""
+        self._on_rollback.append(action)
 
     @property
     def me(self) -> Member:

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from feeds_server import limits, tokens
+from feeds_server.store import idempotency
 from feeds_server.api.context import Ctx, Member
 from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
 from feeds_server.domain import permissions as perms
@@ -29,7 +30,7 @@ from feeds_server.errors import (
     ValidationFailed,
 )
 from feeds_server.services import Services
-from feeds_server.store.events import take_pending_events
+from feeds_server.store.events import take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
 from feeds_server.store.scope import set_org
 
@@ -61,7 +62,13 @@ def build_route(endpoint: Endpoint) -> Route:
     async def endpoint_app(request: Request) -> Response:
         services: Services = request.app.state.services
         try:
-            return await _run(endpoint, request, services)
+            try:
+                return await _run(endpoint, request, services)
+            except IntegrityError:
+                if not (endpoint.idempotent and request.headers.get("idempotency-key")) or endpoint.raw_body:
+                    raise
+                # A concurrent request with the same key won the race: answer with its stored response.
+                return await _run(endpoint, request, services)
         except FeedsError as exc:
             return error_response(exc)
         except IntegrityError:
@@ -73,14 +80,18 @@ def build_route(endpoint: Endpoint) -> Route:
 
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = _path_params(request)
-    body = None if endpoint.raw_body or endpoint.body is None else await _parse_body(request, endpoint.body)
+    raw = None if endpoint.raw_body or endpoint.body is None else await read_json(request)
+    body = parse_json_body(raw, endpoint.body) if raw is not None and endpoint.body is not None else None
     query = _parse_query(request, endpoint.query) if endpoint.query else None
     async with services.sessions() as session:
         ctx = Ctx(request=request, services=services, session=session, path=path, body=body, query=query)
-        async with session.begin():
-            await _authorize(ctx, endpoint)
-            result = await endpoint.handler(ctx)
-        events = take_pending_events(session)
+        try:
+            response = await _in_transaction(ctx, endpoint, request, body, services)
+        except BaseException:
+            for undo in ctx._on_rollback:
+                await undo()
+            raise
+        events = take_committed_events(session)
     if events:
         await services.publish(events)
     for action in ctx._after_commit:
@@ -88,11 +99,45 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
             await action()
         except Exception:  # an after-commit step must not turn a committed change into an error
             log.exception("after-commit step failed")
-    if isinstance(result, Response):
-        return result
-    if result is None:
-        return Response(status_code=204)
-    return json_response(result, endpoint.status)
+    return response
+
+
+async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, body: BaseModel | None, services: Services) -> Response:
+    """Authorize, run the handler and render its response, all in one transaction."""
+    async with ctx.session.begin():
+        await _authorize(ctx, endpoint)
+        key = request.headers.get("idempotency-key") if endpoint.idempotent else None
+        if key is not None and body is not None:
+            stored = await begin_idempotent(ctx, key, idempotency.fingerprint(request.url.path, _canonical(body)))
+            if stored is not None:
+                return stored
+        result = await endpoint.handler(ctx)
+        if isinstance(result, Response):
+            response = result
+        elif result is None:
+            response = Response(status_code=204)
+        else:
+            response = json_response(result, endpoint.status)
+        if ctx.idempotency is not None and ctx.member is not None:
+            key, print_ = ctx.idempotency
+            idempotency.remember(ctx.session, ctx.member.user_id, key, print_, response.status_code, bytes(response.body), services.clock())
+    return response
+
+
+async def begin_idempotent(ctx: Ctx, key: str, print_: str) -> Response | None:
+    """The stored response for a retried request, or None (and the key is remembered) for a new one."""
+    idempotency.check_key(key)
+    assert ctx.member is not None, "idempotency keys are per member"
+    stored = await idempotency.stored_response(ctx.session, ctx.member.user_id, key, print_)
+    if stored is not None:
+        status, payload = stored
+        return Response(payload, status_code=status, media_type="application/json", headers={"Idempotent-Replayed": "true"})
+    ctx.idempotency = (key, print_)
+    return None
+
+
+def _canonical(body: BaseModel) -> bytes:
+    return orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
 
 
 def _path_params(request: Request) -> dict[str, Any]:
@@ -118,13 +163,22 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+async def read_json(request: Request) -> bytes:
+    cached = getattr(request.state, "json_body", None)
+    if cached is not None:
+        return cached  # a retried run of the same request (idempotency race) reads it again
     raw = await read_limited(request, limits.MAX_JSON_BODY_BYTES)
+    request.state.json_body = raw
     if not raw.strip():
-        raw = b"{}"
+        return b"{}"
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if ctype not in {"application/json", ""}:
         raise BadRequest("unsupported_media_type", "send the body as application/json")
+    return raw
+
+
+def parse_json_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+    """Validate JSON bytes against a body model, with the API's error codes."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -36,6 +36,7 @@ class Endpoint:
     summary: str = ""
     tag: str = ""
     raw_body: bool = False  # the handler reads the request stream itself (uploads)
+    idempotent: bool = False  # honours the Idempotency-Key header (create endpoints)
 
     @property
     def path_params(self) -> list[str]:

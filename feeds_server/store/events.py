@@ -1,40 +1,84 @@
 """Appending events: the only way a change becomes visible to real time, notifications and email.
 
-The per-org sequence comes from `orgs.event_seq`, incremented in the same transaction as the change.
-The row lock that increment takes makes transactions of one org hand out numbers in commit order,
-so a reader that has seen `seq = n` has seen every event below it.
+Actions call `append_event` during their transaction. Just before the transaction commits, the
+events are numbered from `orgs.event_seq` and written. Numbering last keeps the row lock on the org
+short, and because that lock is held until commit, an org's events get their numbers in commit
+order: a reader that has seen `seq = n` has seen every event below it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from feeds_server.store.models import Event, Org
+from feeds_server.store.base import utcnow
+from feeds_server.store.models import Event, EventChannel, Org
 from feeds_server.store.scope import UnscopedQuery, current_org
 
 PENDING_KEY = "pending_events"
+COMMITTED_KEY = "committed_events"
 
 
-async def append_event(
-    session: AsyncSession, type_: str, payload: dict[str, Any], actor_user_id: int | None = None
+def append_event(
+    session: AsyncSession,
+    type_: str,
+    payload: dict[str, Any],
+    actor_user_id: int | None = None,
+    channels: Iterable[str] = (),
 ) -> Event:
-    """Number and add one event; it is published after the transaction commits."""
+    """Queue one event of the session's org; it is numbered and written when the transaction commits."""
     org_id = current_org(session)
     if org_id is None:
         raise UnscopedQuery("events belong to an org")
-    result = await session.execute(
-        update(Org).where(Org.id == org_id).values(event_seq=Org.event_seq + 1).returning(Org.event_seq)
+    event = Event(
+        org_id=org_id,
+        type=type_,
+        payload=payload,
+        actor_user_id=actor_user_id,
+        channels=sorted(set(channels)),
+        created_at=utcnow(),
     )
-    seq = result.scalar_one()
-    event = Event(org_id=org_id, seq=seq, type=type_, payload=payload, actor_user_id=actor_user_id)
-    session.add(event)
     session.info.setdefault(PENDING_KEY, []).append(event)
     return event
 
 
-def take_pending_events(session: AsyncSession) -> list[Event]:
-    """Events added in the session's transaction, handed over once after commit."""
-    return session.info.pop(PENDING_KEY, [])
+@sa_event.listens_for(Session, "before_commit")
+def _number_and_write(session: Session) -> None:
+    pending: list[Event] = session.info.pop(PENDING_KEY, [])
+    if not pending:
+        return
+    by_org: dict[int, list[Event]] = {}
+    for ev in pending:
+        by_org.setdefault(ev.org_id, []).append(ev)
+    for org_id, events in by_org.items():
+        last = session.execute(
+            update(Org).where(Org.id == org_id).values(event_seq=Org.event_seq + len(events)).returning(Org.event_seq)
+        ).scalar_one()
+        for offset, ev in enumerate(events):
+            ev.seq = last - len(events) + 1 + offset
+    session.add_all(pending)
+    rows = [
+        {"org_id": ev.org_id, "channel": ch, "seq": ev.seq, "created_at": ev.created_at}
+        for ev in pending
+        for ch in ev.channels
+    ]
+    session.flush()
+    if rows:
+        session.execute(insert(EventChannel), rows)
+    session.info.setdefault(COMMITTED_KEY, []).extend(pending)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(PENDING_KEY, None)
+    session.info.pop(COMMITTED_KEY, None)
+
+
+def take_committed_events(session: AsyncSession) -> list[Event]:
+    """Events written by the session's last commit, handed over once (to publish them)."""
+    return session.info.pop(COMMITTED_KEY, [])

@@ -1,6 +1,16 @@
 """Every table of the schema. Importing this package fills `Base.metadata` for Alembic."""
 
-from feeds_server.store.models.events import Event
+from feeds_server.store.models.events import Event, EventChannel
+from feeds_server.store.models.feed import (
+    Attachment,
+    Comment,
+    Group,
+    GroupSource,
+    IdempotencyKey,
+    Mention,
+    Post,
+    PostAudience,
+)
 from feeds_server.store.models.identity import AuthToken, User
 from feeds_server.store.models.orgs import (
     Integration,
@@ -14,6 +24,15 @@ from feeds_server.store.models.orgs import (
 )
 
 __all__ = [
+    "Attachment",
+    "Comment",
+    "EventChannel",
+    "Group",
+    "GroupSource",
+    "IdempotencyKey",
+    "Mention",
+    "Post",
+    "PostAudience",
     "AuthToken",
     "Event",
     "Integration",

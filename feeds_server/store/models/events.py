@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feeds_server.store.base import Base, BigId, OrgOwned, utcnow
@@ -22,4 +22,16 @@ class Event(OrgOwned, Base):
     type: Mapped[str] = mapped_column(String(64))
     actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventChannel(OrgOwned, Base):
+    """Which real-time channels an event was published on; recovery reads a channel's history here."""
+
+    __tablename__ = "event_channels"
+    __table_args__ = (PrimaryKeyConstraint("org_id", "channel", "seq"),)
+
+    channel: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

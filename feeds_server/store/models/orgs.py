@@ -30,6 +30,8 @@ class Org(Base):
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # F-SEC-4: CIDR ranges allowed to reach this org; empty means no restriction.
     ip_allowlist: Mapped[list[Any]] = mapped_column(default=list)
+    # F-FEED-5: modules whose updates the admin unticked; they appear in no feed.
+    disabled_modules: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Membership(OrgOwned, Base):

@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 22:42:06.582105
 """
 
 from alembic import op
@@ -54,16 +53,29 @@ def upgrade() -> None:
     sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('event_seq', sa.BigInteger(), nullable=False),
     sa.Column('ip_allowlist', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('disabled_modules', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_orgs_created_by_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orgs')),
     sa.UniqueConstraint('slug', name=op.f('uq_orgs_slug'))
     )
+    op.create_table('event_channels',
+    sa.Column('channel', sa.String(length=40), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_event_channels_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('org_id', 'channel', 'seq', name=op.f('pk_event_channels'))
+    )
+    with op.batch_alter_table('event_channels', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_event_channels_org_id'), ['org_id'], unique=False)
+
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('actor_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.ForeignKeyConstraint(['actor_user_id'], ['users.id'], name=op.f('fk_events_actor_user_id_users'), ondelete='SET NULL'),
@@ -74,6 +86,36 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_org_created', ['org_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_events_org_id'), ['org_id'], unique=False)
+
+    op.create_table('groups',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=2000), nullable=False),
+    sa.Column('created_by_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_groups_created_by_user_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_groups_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_groups')),
+    sa.UniqueConstraint('org_id', 'name', name=op.f('uq_groups_org_id_name'))
+    )
+    with op.batch_alter_table('groups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_groups_org_id'), ['org_id'], unique=False)
+
+    op.create_table('idempotency_keys',
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('status', sa.Integer(), nullable=False),
+    sa.Column('response', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_idempotency_keys_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_idempotency_keys_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', 'key', name=op.f('pk_idempotency_keys'))
+    )
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_idempotency_keys_org_id'), ['org_id'], unique=False)
 
     op.create_table('integrations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -129,6 +171,18 @@ def upgrade() -> None:
     with op.batch_alter_table('territories', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_territories_org_id'), ['org_id'], unique=False)
 
+    op.create_table('group_sources',
+    sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('ref_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_group_sources_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_group_sources_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('group_id', 'kind', 'ref_id', name=op.f('pk_group_sources'))
+    )
+    with op.batch_alter_table('group_sources', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_group_sources_org_id'), ['org_id'], unique=False)
+
     op.create_table('invitations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -171,6 +225,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_memberships_org_id'), ['org_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_memberships_user_id'), ['user_id'], unique=False)
 
+    op.create_table('posts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('author_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('recipient_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('module', sa.String(length=64), nullable=True),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('comment_count', sa.Integer(), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_posts_author_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['group_id'], ['groups.id'], name=op.f('fk_posts_group_id_groups'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_posts_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['recipient_id'], ['users.id'], name=op.f('fk_posts_recipient_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_posts'))
+    )
+    with op.batch_alter_table('posts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_posts_org_id'), ['org_id'], unique=False)
+
     op.create_table('territory_members',
     sa.Column('territory_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -183,15 +258,109 @@ def upgrade() -> None:
     with op.batch_alter_table('territory_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_territory_members_org_id'), ['org_id'], unique=False)
 
+    op.create_table('attachments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=127), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('storage_key', sa.String(length=128), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_attachments_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_attachments_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_attachments')),
+    sa.UniqueConstraint('storage_key', name=op.f('uq_attachments_storage_key'))
+    )
+    with op.batch_alter_table('attachments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_attachments_org_id'), ['org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_attachments_post_id'), ['post_id'], unique=False)
+
+    op.create_table('comments',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('author_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['author_id'], ['users.id'], name=op.f('fk_comments_author_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_comments_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_comments_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_comments'))
+    )
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_comments_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_comments_post', ['org_id', 'post_id', 'id'], unique=False)
+
+    op.create_table('post_audience',
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=40), nullable=False),
+    sa.Column('module', sa.String(length=64), nullable=True),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_post_audience_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_post_audience_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('post_id', 'channel', name=op.f('pk_post_audience'))
+    )
+    with op.batch_alter_table('post_audience', schema=None) as batch_op:
+        batch_op.create_index('ix_post_audience_feed', ['org_id', 'channel', 'created_at', 'post_id'], unique=False)
+        batch_op.create_index('ix_post_audience_module', ['org_id', 'channel', 'module', 'created_at', 'post_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_post_audience_org_id'), ['org_id'], unique=False)
+
+    op.create_table('mentions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('comment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('target_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['comment_id'], ['comments.id'], name=op.f('fk_mentions_comment_id_comments'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_mentions_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_mentions_post_id_posts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mentions'))
+    )
+    with op.batch_alter_table('mentions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mentions_org_id'), ['org_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mentions_post_id'), ['post_id'], unique=False)
+        batch_op.create_index('ix_mentions_target', ['org_id', 'kind', 'target_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('mentions', schema=None) as batch_op:
+        batch_op.drop_index('ix_mentions_target')
+        batch_op.drop_index(batch_op.f('ix_mentions_post_id'))
+        batch_op.drop_index(batch_op.f('ix_mentions_org_id'))
+
+    op.drop_table('mentions')
+    with op.batch_alter_table('post_audience', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_post_audience_org_id'))
+        batch_op.drop_index('ix_post_audience_module')
+        batch_op.drop_index('ix_post_audience_feed')
+
+    op.drop_table('post_audience')
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.drop_index('ix_comments_post')
+        batch_op.drop_index(batch_op.f('ix_comments_org_id'))
+
+    op.drop_table('comments')
+    with op.batch_alter_table('attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_attachments_post_id'))
+        batch_op.drop_index(batch_op.f('ix_attachments_org_id'))
+
+    op.drop_table('attachments')
     with op.batch_alter_table('territory_members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_territory_members_org_id'))
 
     op.drop_table('territory_members')
+    with op.batch_alter_table('posts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_posts_org_id'))
+
+    op.drop_table('posts')
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_memberships_user_id'))
         batch_op.drop_index(batch_op.f('ix_memberships_org_id'))
@@ -202,6 +371,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invitations_email'))
 
     op.drop_table('invitations')
+    with op.batch_alter_table('group_sources', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_group_sources_org_id'))
+
+    op.drop_table('group_sources')
     with op.batch_alter_table('territories', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_territories_org_id'))
 
@@ -218,11 +391,23 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_integrations_org_id'))
 
     op.drop_table('integrations')
+    with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_idempotency_keys_org_id'))
+
+    op.drop_table('idempotency_keys')
+    with op.batch_alter_table('groups', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_groups_org_id'))
+
+    op.drop_table('groups')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_events_org_id'))
         batch_op.drop_index('ix_events_org_created')
 
     op.drop_table('events')
+    with op.batch_alter_table('event_channels', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_event_channels_org_id'))
+
+    op.drop_table('event_channels')
     op.drop_table('orgs')
     with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auth_tokens_user_id'))

@@ -1,0 +1,191 @@
+"""Posts, private messages, comments and their deletion (F-POST-1 … F-POST-8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds_server.actions.directory import must_get
+from feeds_server.actions.views import comment_views, post_views
+from feeds_server.domain.audience import ORG, OrgGraph, group_channel, mention_channel, user_channel
+from feeds_server.domain.messages import MentionRef, check_text, parse_mentions
+from feeds_server.errors import Forbidden, NotFound, ValidationFailed
+from feeds_server.store.events import append_event
+from feeds_server.store.graph import load_graph
+from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role
+
+STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
+
+
+@dataclass(frozen=True)
+class Reader:
+    """The member reading or writing, with what decides their audience."""
+
+    user_id: int
+    role_id: int | None
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An uploaded file, already in storage under `storage_key` (api/uploads.py)."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    storage_key: str
+
+
+async def check_mentions(session: AsyncSession, refs: Sequence[MentionRef]) -> None:
+    """F-POST-3: each target must exist in this org; another org's ID is as unknown as a made-up one."""
+    by_kind: dict[str, set[int]] = {}
+    for ref in refs:
+        by_kind.setdefault(ref.kind, set()).add(ref.target_id)
+    columns = {"user": Membership.user_id, "role": Role.id, "group": Group.id}
+    for kind, ids in by_kind.items():
+        column = columns[kind]
+        found = set((await session.execute(select(column).where(column.in_(ids)))).scalars())
+        missing = sorted(ids - found)
+        if missing:
+            raise ValidationFailed(
+                "mention_target_not_found", f"no {kind} with id {missing[0]} in this org", field="body", kind=kind, id=missing[0]
+            )
+
+
+async def create_post(
+    session: AsyncSession,
+    author: Reader,
+    body: str,
+    now: datetime,
+    group_id: int | None = None,
+    recipient_id: int | None = None,
+    private: bool = False,
+    files: Sequence[StoredFile] = (),
+) -> dict:
+    """Store a post, its audience, mentions and files, and queue its event; returns its view."""
+    check_text(body)
+    refs = parse_mentions(body)
+    await check_mentions(session, refs)
+    graph = await load_graph(session)
+    kind, channels = await _kind_and_channels(session, graph, author, group_id, recipient_id, private)
+    if kind != STATUS:
+        # Mentioned people outside a group or private conversation are let in to see it (F-POST-3).
+        channels |= {mention_channel(r.kind, r.target_id) for r in refs}
+    post = Post(kind=kind, author_id=author.user_id, body=body, group_id=group_id, recipient_id=recipient_id, created_at=now, data={})
+    session.add(post)
+    await session.flush()
+    session.add_all(PostAudience(post_id=post.id, channel=c, module=None, created_at=now) for c in sorted(channels))
+    session.add_all(Mention(post_id=post.id, kind=r.kind, target_id=r.target_id) for r in refs)
+    session.add_all(
+        Attachment(
+            post_id=post.id, filename=f.filename, content_type=f.content_type, size=f.size, sha256=f.sha256, storage_key=f.storage_key, created_at=now
+        )
+        for f in files
+    )
+    await session.flush()
+    view = (await post_views(session, [post]))[0]
+    append_event(session, "post.created", {"post": view}, author.user_id, channels)
+    return view
+
+
+async def _kind_and_channels(
+    session: AsyncSession, graph: OrgGraph, author: Reader, group_id: int | None, recipient_id: int | None, private: bool
+) -> tuple[str, set[str]]:
+    if group_id is not None and recipient_id is not None:
+        raise ValidationFailed("invalid_target", "send to a group or to a person, not both", field="recipient_id")
+    if recipient_id is not None:
+        if recipient_id == author.user_id:
+            raise ValidationFailed("invalid_target", "a private message goes to someone else", field="recipient_id")
+        if (await session.execute(select(Membership.user_id).where(Membership.user_id == recipient_id))).first() is None:
+            raise NotFound("member_not_found", "no such member", field="recipient_id")
+        return PRIVATE, {user_channel(author.user_id), user_channel(recipient_id)}
+    if group_id is not None:
+        await must_get(session, Group, group_id, "group")
+        if not private and not graph.in_group(group_id, author.user_id, author.role_id):
+            raise NotFound("group_not_found", "no such group", field="group_id")
+        if private:
+            return PRIVATE, {group_channel(group_id), user_channel(author.user_id)}
+        return GROUP, {group_channel(group_id)}
+    if private:
+        raise ValidationFailed("invalid_target", "a private message needs a recipient or a group", field="private")
+    return STATUS, {ORG}
+
+
+async def post_channels(session: AsyncSession, post_id: int) -> list[str]:
+    rows = await session.execute(select(PostAudience.channel).where(PostAudience.post_id == post_id))
+    return list(rows.scalars())
+
+
+async def visible_post(session: AsyncSession, reader: Reader, post_id: int, graph: OrgGraph | None = None) -> tuple[Post, list[str]]:
+    """The post if the reader may see it, with its channels; 404 otherwise (F-SEC-1)."""
+    post = await must_get(session, Post, post_id, "post")
+    channels = await post_channels(session, post.id)
+    graph = graph or await load_graph(session)
+    if not set(channels) & set(graph.reader_channels(reader.user_id, reader.role_id)):
+        raise NotFound("post_not_found", "no such post")
+    return post, channels
+
+
+async def delete_post(session: AsyncSession, actor: Reader, post_id: int) -> list[str]:
+    """F-POST-8: authors delete their own posts; admins may too (moderation). Returns file keys to remove."""
+    post, channels = await visible_post(session, actor, post_id)
+    if post.author_id != actor.user_id and not actor.is_admin:
+        raise Forbidden("not_author", "only the author (or an admin) can delete this")
+    keys = list((await session.execute(select(Attachment.storage_key).where(Attachment.post_id == post.id))).scalars())
+    await session.execute(delete(Post).where(Post.id == post.id))
+    append_event(session, "post.deleted", {"post_id": post_id}, actor.user_id, channels)
+    return keys
+
+
+async def add_comment(session: AsyncSession, author: Reader, post_id: int, body: str, now: datetime) -> dict:
+    """F-POST-6: a comment follows the visibility of its post and obeys the same length limit."""
+    post, channels = await visible_post(session, author, post_id)
+    check_text(body)
+    refs = parse_mentions(body)
+    await check_mentions(session, refs)
+    comment = Comment(post_id=post.id, author_id=author.user_id, body=body, created_at=now, data={})
+    session.add(comment)
+    await session.flush()
+    session.add_all(Mention(post_id=post.id, comment_id=comment.id, kind=r.kind, target_id=r.target_id) for r in refs)
+    await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
+    await session.flush()
+    view = (await comment_views(session, [comment]))[0]
+    append_event(session, "comment.created", {"post_id": post.id, "comment": view}, author.user_id, channels)
+    return view
+
+
+async def delete_comment(session: AsyncSession, actor: Reader, comment_id: int) -> None:
+    comment = await must_get(session, Comment, comment_id, "comment")
+    try:
+        post, channels = await visible_post(session, actor, comment.post_id)
+    except NotFound:
+        raise NotFound("comment_not_found", "no such comment") from None
+    if comment.author_id != actor.user_id and not actor.is_admin:
+        raise Forbidden("not_author", "only the author (or an admin) can delete this")
+    await session.execute(delete(Comment).where(Comment.id == comment.id))
+    await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count - 1))
+    append_event(session, "comment.deleted", {"post_id": post.id, "comment_id": comment_id}, actor.user_id, channels)
+
+
+async def list_comments(session: AsyncSession, reader: Reader, post_id: int, after_id: int | None, limit: int) -> list[dict]:
+    """Comments oldest first, by id keyset."""
+    await visible_post(session, reader, post_id)
+    stmt = select(Comment).where(Comment.post_id == post_id).order_by(Comment.id).limit(limit)
+    if after_id is not None:
+        stmt = stmt.where(Comment.id > after_id)
+    return await comment_views(session, list((await session.execute(stmt)).scalars()))
+
+
+async def visible_attachment(session: AsyncSession, reader: Reader, attachment_id: int) -> Attachment:
+    """A file is downloadable only by those who can see its post (F-POST-7)."""
+    attachment = await must_get(session, Attachment, attachment_id, "attachment")
+    try:
+        await visible_post(session, reader, attachment.post_id)
+    except NotFound:
+        raise NotFound("attachment_not_found", "no such attachment") from None
+    return attachment

@@ -1,0 +1,125 @@
+"""Rendered posts and comments, loaded in batches: one query per kind of name, not per item.
+
+The same dict is the REST representation and the real-time publication, so clients render one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds_server.domain.messages import parse_mentions, render
+from feeds_server.store.models import Attachment, Comment, Group, Post, Role, User
+
+LATEST_COMMENTS = 3
+
+
+async def _names(session: AsyncSession, kind: str, ids: Iterable[int]) -> dict[int, str]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    model = {"user": User, "role": Role, "group": Group}[kind]
+    rows = await session.execute(select(model.id, model.name).where(model.id.in_(wanted)))  # type: ignore[attr-defined]
+    return {item_id: name for item_id, name in rows}
+
+
+class _Names:
+    """Names of users, roles and groups needed by a batch of items."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[str, set[int]] = {"user": set(), "role": set(), "group": set()}
+        self.names: dict[tuple[str, int], str] = {}
+
+    def want_text(self, text: str) -> None:
+        for ref in parse_mentions(text):
+            self.wanted[ref.kind].add(ref.target_id)
+
+    async def load(self, session: AsyncSession) -> None:
+        for kind, ids in self.wanted.items():
+            for item_id, name in (await _names(session, kind, ids)).items():
+                self.names[(kind, item_id)] = name
+
+    def ref(self, kind: str, item_id: int | None) -> dict[str, Any] | None:
+        if item_id is None:
+            return None
+        return {"id": item_id, "name": self.names.get((kind, item_id), "(deleted)")}
+
+
+def _comment_view(c: Comment, names: _Names) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "post_id": c.post_id,
+        "author": names.ref("user", c.author_id),
+        "body": c.body,
+        "segments": render(c.body, names.names),
+        "data": c.data or {},
+        "created_at": c.created_at,
+    }
+
+
+async def comment_views(session: AsyncSession, comments: Sequence[Comment]) -> list[dict[str, Any]]:
+    names = _Names()
+    for c in comments:
+        names.want_text(c.body)
+        if c.author_id is not None:
+            names.wanted["user"].add(c.author_id)
+    await names.load(session)
+    return [_comment_view(c, names) for c in comments]
+
+
+async def post_views(session: AsyncSession, posts: Sequence[Post]) -> list[dict[str, Any]]:
+    """Posts with author, target, rendered text, attachments and their latest comments."""
+    if not posts:
+        return []
+    ids = [p.id for p in posts]
+    attachments: dict[int, list[Attachment]] = {}
+    for a in (await session.execute(select(Attachment).where(Attachment.post_id.in_(ids)).order_by(Attachment.id))).scalars():
+        attachments.setdefault(a.post_id, []).append(a)
+    latest = await _latest_comments(session, [p for p in posts if p.comment_count])
+    names = _Names()
+    for p in posts:
+        names.want_text(p.body)
+        names.wanted["user"].update(x for x in (p.author_id, p.recipient_id) if x is not None)
+        if p.group_id is not None:
+            names.wanted["group"].add(p.group_id)
+        for c in latest.get(p.id, []):
+            names.want_text(c.body)
+            if c.author_id is not None:
+                names.wanted["user"].add(c.author_id)
+    await names.load(session)
+    return [
+        {
+            "id": p.id,
+            "kind": p.kind,
+            "author": names.ref("user", p.author_id),
+            "body": p.body,
+            "segments": render(p.body, names.names),
+            "group": names.ref("group", p.group_id),
+            "recipient": names.ref("user", p.recipient_id),
+            "module": p.module,
+            "data": p.data or {},
+            "attachments": [
+                {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size} for a in attachments.get(p.id, [])
+            ],
+            "comment_count": p.comment_count,
+            "latest_comments": [_comment_view(c, names) for c in latest.get(p.id, [])],
+            "created_at": p.created_at,
+        }
+        for p in posts
+    ]
+
+
+async def _latest_comments(session: AsyncSession, posts: Sequence[Post]) -> dict[int, list[Comment]]:
+    """The last few comments of each post, in one query (a window per post)."""
+    if not posts:
+        return {}
+    rank = func.row_number().over(partition_by=Comment.post_id, order_by=Comment.id.desc()).label("rank")
+    ranked = select(Comment.id, rank).where(Comment.post_id.in_([p.id for p in posts])).subquery()
+    stmt = select(Comment).join(ranked, ranked.c.id == Comment.id).where(ranked.c.rank <= LATEST_COMMENTS).order_by(Comment.id)
+    out: dict[int, list[Comment]] = {}
+    for c in (await session.execute(stmt)).scalars():
+        out.setdefault(c.post_id, []).append(c)
+    return out

@@ -1,0 +1,188 @@
+"""Streaming multipart parsing of a message with attachments (F-POST-7).
+
+Limits are checked while the bytes arrive: the sixth file, the byte past 4 MiB in one file or past
+20 MiB in all files stops the upload at once, without reading the rest of the request. File bytes go
+straight to temporary storage, never held whole in memory; on any refusal they are discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+
+from python_multipart import MultipartParser
+from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
+
+from feeds_server import limits
+from feeds_server.actions.posts import StoredFile
+from feeds_server.errors import BadRequest, LimitExceeded, PayloadTooLarge, ValidationFailed
+from feeds_server.store.files import LocalFileStore, TempFile
+
+MESSAGE_PART = "message"
+FILE_PART = "files"
+# Room for the message part and multipart framing on top of the files' 20 MiB.
+_OVERHEAD = limits.MAX_JSON_BODY_BYTES + 64 * 1024
+
+SAFE_TYPES = frozenset(
+    {
+        "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain", "text/csv",
+        "application/zip", "application/msword", "application/vnd.ms-excel",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    }
+)
+
+
+def safe_filename(raw: str) -> str:
+    """The last path segment, without control characters; never empty, at most 255 characters."""
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
+    return (name or "file")[:255]
+
+
+def safe_content_type(raw: str) -> str:
+    """Declared types outside a short list are served as opaque bytes (downloads are attachments anyway)."""
+    ctype = raw.split(";", 1)[0].strip().lower()
+    return ctype if ctype in SAFE_TYPES else "application/octet-stream"
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    content_type: str = "application/octet-stream"
+    size: int = 0
+    data: bytearray = field(default_factory=bytearray)
+    temp: TempFile | None = None
+    digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+
+
+@dataclass
+class Upload:
+    message: bytes
+    files: list[StoredFile]
+    temps: list[TempFile]
+
+    def commit(self) -> None:
+        """Move the files under their final keys (before the database commit refers to them)."""
+        for temp in self.temps:
+            temp.commit()
+
+    def discard(self) -> None:
+        for temp in self.temps:
+            temp.discard()
+
+
+class _Reader:
+    def __init__(self, store: LocalFileStore) -> None:
+        self.store = store
+        self.parts: list[_Part] = []
+        self.current: _Part | None = None
+        self.field = b""
+        self.value = b""
+        self.total = 0
+        self.files = 0
+
+    # Callbacks of python-multipart; they run inside `parser.write`, so raising stops the upload.
+    def on_part_begin(self) -> None:
+        self.current = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def on_header_end(self) -> None:
+        assert self.current is not None
+        self.current.headers[self.field.decode("latin-1").lower()] = self.value.decode("utf-8", "replace")
+        self.field = self.value = b""
+
+    def on_headers_finished(self) -> None:
+        part = self.current
+        assert part is not None
+        _, params = parse_options_header(part.headers.get("content-disposition", ""))
+        part.name = params.get(b"name", b"").decode("utf-8", "replace")
+        filename = params.get(b"filename")
+        part.content_type = part.headers.get("content-type", "application/octet-stream")
+        if part.name == FILE_PART or filename is not None:
+            if part.name != FILE_PART:
+                raise ValidationFailed("unknown_part", f"unexpected file part {part.name!r}; send files as 'files'")
+            self.files += 1
+            if self.files > limits.MAX_FILES_PER_POST:
+                raise LimitExceeded(
+                    "too_many_files", f"at most {limits.MAX_FILES_PER_POST} files per message", limit=limits.MAX_FILES_PER_POST
+                )
+            part.filename = safe_filename((filename or b"").decode("utf-8", "replace"))
+            part.temp = TempFile(self.store.folder)
+        elif part.name != MESSAGE_PART:
+            raise ValidationFailed("unknown_part", f"unexpected part {part.name!r}; send 'message' and 'files'")
+        self.parts.append(part)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.current
+        assert part is not None
+        chunk = data[start:end]
+        part.size += len(chunk)
+        if part.temp is None:
+            if part.size > limits.MAX_JSON_BODY_BYTES:
+                raise PayloadTooLarge("body_too_large", "the message part is too large", limit=limits.MAX_JSON_BODY_BYTES)
+            part.data += chunk
+            return
+        self.total += len(chunk)
+        if part.size > limits.MAX_FILE_BYTES:
+            raise PayloadTooLarge("file_too_large", f"a file may be at most {limits.MAX_FILE_BYTES} bytes", limit=limits.MAX_FILE_BYTES, filename=part.filename)
+        if self.total > limits.MAX_FILES_TOTAL_BYTES:
+            raise PayloadTooLarge(
+                "files_too_large", f"all files together may be at most {limits.MAX_FILES_TOTAL_BYTES} bytes", limit=limits.MAX_FILES_TOTAL_BYTES
+            )
+        part.digest.update(chunk)
+        part.temp.write(chunk)
+
+    def on_part_end(self) -> None:
+        self.current = None
+
+
+async def read_upload(request: Request, store: LocalFileStore) -> Upload:
+    """Parse `message` (JSON) and up to five `files` parts; raise on the first limit crossed."""
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if ctype != b"multipart/form-data" or not boundary:
+        raise BadRequest("unsupported_media_type", "send multipart/form-data with a 'message' part and 'files' parts")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.MAX_FILES_TOTAL_BYTES + _OVERHEAD:
+        raise PayloadTooLarge(
+            "files_too_large", f"all files together may be at most {limits.MAX_FILES_TOTAL_BYTES} bytes", limit=limits.MAX_FILES_TOTAL_BYTES
+        )
+    reader = _Reader(store)
+    callbacks = {name: getattr(reader, name) for name in dir(reader) if name.startswith("on_")}
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+        return _result(reader)
+    except BaseException:
+        for part in reader.parts:
+            if part.temp is not None:
+                part.temp.discard()
+        raise
+
+
+def _result(reader: _Reader) -> Upload:
+    messages = [p for p in reader.parts if p.name == MESSAGE_PART]
+    if len(messages) != 1:
+        raise ValidationFailed("missing_message", "send exactly one 'message' part (JSON)")
+    files = [p for p in reader.parts if p.temp is not None]
+    stored = [
+        StoredFile(p.filename or "file", safe_content_type(p.content_type), p.size, p.digest.hexdigest(), p.temp.key)  # type: ignore[union-attr]
+        for p in files
+    ]
+    return Upload(bytes(messages[0].data), stored, [p.temp for p in files if p.temp is not None])
+
+
+__all__ = ["Upload", "read_upload", "safe_content_type", "safe_filename"]

@@ -1,0 +1,126 @@
+"""Feed content: groups, posts, who can see them, mentions, comments, attachments (F-POST-*, F-FEED-*)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from feeds_server import limits
+from feeds_server.store.base import Base, BigId, OrgOwned, utcnow
+
+
+class Group(OrgOwned, Base):
+    """A group; its members are resolved from `GroupSource` rows whenever they are needed."""
+
+    __tablename__ = "groups"
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(limits.MAX_NAME_CHARS))
+    description: Mapped[str] = mapped_column(String(limits.MAX_DESCRIPTION_CHARS), default="")
+    created_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupSource(OrgOwned, Base):
+    """One source of a group's members: a user, a role, a role and its subordinates, or another group."""
+
+    __tablename__ = "group_sources"
+
+    group_id: Mapped[int] = mapped_column(BigId, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ref_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class Post(OrgOwned, Base):
+    """A feed item: a status post, a group post, a private message, or (records issue) a record update."""
+
+    __tablename__ = "posts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    author_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    group_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("groups.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    module: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    comment_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PostAudience(OrgOwned, Base):
+    """Who can see a post, as channels (`org`, `u:<user>`, `g:<group>`, `r:<role>`).
+
+    A feed page is a union of a few index range scans, one per channel of the reader, so it
+    stays fast however many items the org has (F-FEED-1, F-FEED-2).
+    """
+
+    __tablename__ = "post_audience"
+    __table_args__ = (
+        Index("ix_post_audience_feed", "org_id", "channel", "created_at", "post_id"),
+        Index("ix_post_audience_module", "org_id", "channel", "module", "created_at", "post_id"),
+    )
+
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    module: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Mention(OrgOwned, Base):
+    """A structured mention (F-POST-3) in a post or in a comment."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (Index("ix_mentions_target", "org_id", "kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    comment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("comments.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int] = mapped_column(BigId)
+
+
+class Comment(OrgOwned, Base):
+    """A comment on a post or a record-update item, or a reply to a private message (F-POST-6)."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comments_post", "org_id", "post_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(OrgOwned, Base):
+    """A file shared in a post (F-POST-7), stored under a server-generated key."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyKey(OrgOwned, Base):
+    """The first response to a create request with an `Idempotency-Key`, replayed on retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
