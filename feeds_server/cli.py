@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 
+from feeds_server import limits
 from feeds_server.config import Settings
 
 
@@ -22,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="on an empty database, create the demo account and org")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
+    notifier = sub.add_parser("notifier", help="run the email worker (mention and invitation emails)")
+    notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
+    sub.add_parser("routes", help="print the HTTP API's routes as a Markdown table (docs/api.md holds it)")
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -40,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(json.dumps(settings.describe(), indent=2))
         return 0
+    if args.command == "notifier":
+        return asyncio.run(_notifier(settings, args.burst))
+    if args.command == "routes":
+        from feeds_server.api.app import routes_markdown
+
+        print(routes_markdown())
+        return 0
     if args.command == "serve":
         return _serve(settings, args)
     parser.print_help()
@@ -55,6 +66,25 @@ async def _migrate(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def _notifier(settings: Settings, burst: bool) -> int:
+    import signal
+
+    from feeds_server.notify import worker
+    from feeds_server.services import Services
+
+    services = Services.build(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        sent = await worker.run(services, burst=burst, stop=stop)
+    finally:
+        await services.close()
+    logging.getLogger("feeds_server.notifier").info("notifier stopped after sending %d emails", sent)
+    return 0
 
 
 async def _demo(settings: Settings) -> None:
@@ -80,7 +110,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         ws="websockets-sansio",
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=settings.ws_compression,
+        ws_max_size=limits.MAX_WS_FRAME_BYTES,
+        ws_ping_interval=None,  # the Centrifuge protocol pings at the application level
+        timeout_graceful_shutdown=10,
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,

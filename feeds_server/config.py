@@ -60,6 +60,13 @@ class Settings:
     smtp_tls: str = "starttls"
     db_pool_size: int = 10
     log_level: str = "info"
+    secret_key: str = field(default="", repr=False)
+    ws_ping_interval: float = 25.0
+    ws_pong_timeout: float = 10.0
+    ws_compression: bool = False
+    connection_token_ttl_seconds: int = 300
+    history_days: int = 7
+    history_publications: int = 10_000
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -89,6 +96,13 @@ class Settings:
             smtp_tls=_env("FEEDS_SMTP_TLS", "starttls"),
             db_pool_size=_env_int("FEEDS_DB_POOL_SIZE", 10),
             log_level=_env("FEEDS_LOG_LEVEL", "info"),
+            secret_key=_env("FEEDS_SECRET_KEY", "") or _local_secret(data_dir),
+            ws_ping_interval=float(_env_int("FEEDS_WS_PING_INTERVAL", 25)),
+            ws_pong_timeout=float(_env_int("FEEDS_WS_PONG_TIMEOUT", 10)),
+            ws_compression=_env_bool("FEEDS_WS_COMPRESSION", False),
+            connection_token_ttl_seconds=_env_int("FEEDS_CONNECTION_TOKEN_TTL_SECONDS", 300),
+            history_days=_env_int("FEEDS_HISTORY_DAYS", 7),
+            history_publications=_env_int("FEEDS_HISTORY_PUBLICATIONS", 10_000),
         )
 
     @property
@@ -100,7 +114,7 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "smtp_password":
+            if f.name in {"smtp_password", "secret_key"}:
                 value = "***" if value else ""
             elif f.name in {"database_url", "redis_url"}:
                 value = _mask_url_password(str(value))
@@ -115,3 +129,22 @@ def _mask_url_password(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+def _local_secret(data_dir: Path) -> str:
+    """A signing key kept in the data folder, made on first use. Several nodes must share
+    `FEEDS_SECRET_KEY` instead (deploy/ sets it)."""
+    path = data_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    import secrets
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

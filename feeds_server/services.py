@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,6 +17,7 @@ from feeds_server.store.db import create_engine, session_factory
 from feeds_server.store.models import Event
 
 EventSink = Callable[[list[Event]], Awaitable[None]]
+ControlSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
@@ -27,6 +29,8 @@ class Services:
     mailer: Mailer
     # Called after each commit with the events it wrote (real-time delivery subscribes here).
     event_sinks: list[EventSink] = field(default_factory=list)
+    # Called with control messages that are not org events (a sign-out closes that sign-in's sockets).
+    control_sinks: list[ControlSink] = field(default_factory=list)
     # The time, as every rule with a deadline sees it (tests move it to check boundaries).
     clock: Callable[[], datetime] = utcnow
 
@@ -44,6 +48,10 @@ class Services:
     async def publish(self, events: list[Event]) -> None:
         for sink in self.event_sinks:
             await sink(events)
+
+    async def control(self, message: dict[str, Any]) -> None:
+        for sink in self.control_sinks:
+            await sink(message)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -95,9 +95,18 @@ def invitation_token(mail_dir: Path, email: str) -> str:
     raise AssertionError(f"no invitation email to {email}")
 
 
+async def deliver_mail(client: httpx.AsyncClient) -> int:
+    """Run the notifier worker over the app's outbox until nothing is due (emails land in the mail folder)."""
+    from feeds_server.notify import worker
+
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    return await worker.run(services, burst=True)
+
+
 async def invite_and_join(admin: Actor, slug: str, member: Actor, mail_dir: Path, **extra: Any) -> dict[str, Any]:
     r = await admin.post(f"/api/v1/orgs/{slug}/invitations", json={"email": member.email, **extra})
     assert r.status_code == 201, r.text
+    await deliver_mail(admin.client)
     token = invitation_token(mail_dir, member.email)
     r = await member.post("/api/v1/invitations/accept", json={"token": token})
     assert r.status_code == 200, r.text

@@ -14,7 +14,8 @@ from feeds_server.domain import permissions as perms
 from feeds_server.domain.orgs import check_invitation_open, normalize_email
 from feeds_server.errors import Conflict, Forbidden, NotFound
 from feeds_server.store.events import append_event
-from feeds_server.store.models import Invitation, Membership, Org, Profile, Role, User
+from feeds_server.notify.emails import invitation_payload
+from feeds_server.store.models import EmailJob, Invitation, Membership, Org, Profile, Role, User
 from feeds_server.store.scope import allow_cross_org, get_in_org, set_org
 
 
@@ -58,6 +59,13 @@ async def invite(
     )
     session.add(invitation)
     await session.flush()
+    # The email goes through the outbox, sent by the notifier worker (docs/notifications.md).
+    session.add(
+        EmailJob(
+            kind="invitation", to_email=email, invitation_id=invitation.id, status="pending", created_at=now, next_attempt_at=now,
+            payload=invitation_payload(org, inviter, invitation.id, invitation.expires_at, secret),
+        )
+    )
     append_event(session, "invitation.created", {"invitation_id": invitation.id, "email": email}, inviter.id)
     return NewInvitation(invitation, secret)
 

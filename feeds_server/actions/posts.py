@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import ORG, OrgGraph, group_channel, mention_channel, user_channel
-from feeds_server.domain.messages import MentionRef, check_text, parse_mentions
+from feeds_server.actions.notifications import notify_mentions
+from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
 from feeds_server.errors import Forbidden, NotFound, ValidationFailed
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role
 
 STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
+EXCERPT_CHARS = 280
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,19 @@ async def create_post(
     await session.flush()
     view = (await post_views(session, [post]))[0]
     append_event(session, "post.created", {"post": view}, author.user_id, channels)
+    await _notify(session, refs, author.user_id, post.id, None, channels, view, now)
     return view
+
+
+async def _notify(
+    session: AsyncSession, refs: Sequence[MentionRef], author_id: int, post_id: int, comment_id: int | None,
+    channels: Iterable[str], view: dict, now: datetime,
+) -> None:
+    if not refs:
+        return
+    graph = await load_graph(session, with_members=True)
+    excerpt = plain_text(view["segments"])[:EXCERPT_CHARS]
+    await notify_mentions(session, graph, refs, author_id, post_id, comment_id, graph.users_of_channels(channels), excerpt, now)
 
 
 async def _kind_and_channels(
@@ -156,6 +170,7 @@ async def add_comment(session: AsyncSession, author: Reader, post_id: int, body:
     await session.flush()
     view = (await comment_views(session, [comment]))[0]
     append_event(session, "comment.created", {"post_id": post.id, "comment": view}, author.user_id, channels)
+    await _notify(session, refs, author.user_id, post.id, comment.id, channels, view, now)
     return view
 
 

@@ -64,6 +64,9 @@ async def sign_out(ctx: Ctx) -> None:
     if ctx.token is None:
         raise Unauthenticated()
     await accounts.sign_out(ctx.session, ctx.token, ctx.services.clock())
+    token_id = ctx.token.id
+    # Live connections opened with this sign-in close on every node (F-SEC-2 of the real-time issue).
+    ctx.after_commit(lambda: ctx.services.control({"control": "auth_revoked", "auth_token_id": token_id}))
 
 
 @routes.get("/api/v1/me", access=USER)

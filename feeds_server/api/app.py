@@ -24,7 +24,7 @@ from feeds_server.services import Services
 log = logging.getLogger("feeds_server.api")
 
 # API modules, each with a `routes` table. New resources are added here.
-API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups"]
+API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "notifications"]
 
 
 def all_endpoints() -> list[Endpoint]:
@@ -32,6 +32,15 @@ def all_endpoints() -> list[Endpoint]:
     for name in API_MODULES:
         endpoints.extend(import_module(f"feeds_server.api.{name}").routes.endpoints)
     return endpoints
+
+
+def routes_markdown() -> str:
+    """The route table as Markdown: method, path, who may call it, what it does."""
+    lines = ["| Method | Path | Who | What |", "|---|---|---|---|"]
+    for ep in all_endpoints():
+        who = ep.access if ep.permission is None else f"{ep.access}: `{ep.permission}`"
+        lines.append(f"| {ep.method} | `{ep.path.replace(':int', '')}` | {who} | {ep.summary} |")
+    return "\n".join(lines)
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Starlette:

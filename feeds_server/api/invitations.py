@@ -12,7 +12,6 @@ from feeds_server.api.routing import USER, Routes
 from feeds_server.api.schemas import Body, Email, Id, Query, Text
 from feeds_server.api.views import invitation_view, membership_view, org_view
 from feeds_server.domain import permissions as perms
-from feeds_server.notify.emails import invitation_email
 
 routes = Routes("invitations")
 
@@ -33,12 +32,10 @@ class LinkBody(Body):
 
 @routes.post("/api/v1/orgs/{slug}/invitations", permission=perms.ADMIN, body=InviteBody, status=201)
 async def invite(ctx: Ctx) -> dict[str, Any]:
-    """Invite someone by email (admins). The email carries the accept link."""
+    """Invite someone by email (admins). The notifier worker sends the email with the accept link."""
     b: InviteBody = ctx.body
     org, inviter = ctx.current_org, ctx.me.user
     new = await invitations.invite(ctx.session, org, inviter, b.email, b.role_id, b.profile_id, ctx.services.clock())
-    message = invitation_email(ctx.services.settings, org, inviter, new.invitation, new.link_token)
-    ctx.after_commit(lambda: ctx.services.mailer.send(message))
     return {"invitation": invitation_view(new.invitation)}
 
 

@@ -2,47 +2,111 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import html
+from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
+from typing import Any
 
 from feeds_server.config import Settings
-from feeds_server.store.models import Invitation, Org, User
+from feeds_server.store.models import EmailJob, Org, User
 
 
-def _message(settings: Settings, to: str, subject: str, text: str, html_body: str, message_id: str | None = None) -> EmailMessage:
+def _message(settings: Settings, to: str, subject: str, text: str, html_body: str, message_id: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = to
     msg["Subject"] = subject
-    msg["Message-ID"] = message_id or make_msgid(domain="feeds.local")
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(text)
     msg.add_alternative(html_body, subtype="html")
     return msg
 
 
-def invitation_email(settings: Settings, org: Org, inviter: User, invitation: Invitation, link_token: str) -> EmailMessage:
+def invitation_payload(org: Org, inviter: User, invitation_id: int, expires_at: datetime, link_token: str) -> dict[str, Any]:
+    """What the outbox keeps to write the invitation email later (the token is dropped once sent)."""
+    return {
+        "org_name": org.name,
+        "org_id": org.id,
+        "inviter": inviter.name,
+        "invitation_id": invitation_id,
+        "expires_at": expires_at.isoformat(),
+        "token": link_token,
+    }
+
+
+def invitation_email_from_payload(settings: Settings, job: EmailJob) -> EmailMessage:
     """The invitation with its accept link (the link is the only way in for IP-restricted orgs)."""
-    link = f"{settings.public_url}/#/invitation/{link_token}"
-    expires = format_datetime(invitation.expires_at)
+    p = job.payload
+    link = f"{settings.public_url}/#/invitation/{p['token']}"
+    expires = format_datetime(datetime.fromisoformat(p["expires_at"]))
     text = (
-        f"{inviter.name} invited you to join {org.name} on Feeds.\n\n"
+        f"{p['inviter']} invited you to join {p['org_name']} on Feeds.\n\n"
         f"Accept or decline: {link}\n\n"
         f"The invitation expires on {expires}. If you do not have an account yet, sign up with "
-        f"{invitation.email} first.\n"
+        f"{job.to_email} first.\n"
     )
     e = html.escape
     html_body = (
-        f"<p>{e(inviter.name)} invited you to join <strong>{e(org.name)}</strong> on Feeds.</p>"
+        f"<p>{e(p['inviter'])} invited you to join <strong>{e(p['org_name'])}</strong> on Feeds.</p>"
         f'<p><a href="{e(link)}">Accept or decline the invitation</a></p>'
         f"<p>The invitation expires on {e(expires)}. If you do not have an account yet, sign up with "
-        f"{e(invitation.email)} first.</p>"
+        f"{e(job.to_email)} first.</p>"
     )
     return _message(
-        settings,
-        invitation.email,
-        f"{inviter.name} invited you to {org.name}",
-        text,
-        html_body,
-        message_id=f"<invitation-{invitation.id}.{org.id}@feeds.local>",
+        settings, job.to_email, f"{p['inviter']} invited you to {p['org_name']}", text, html_body,
+        f"<invitation.{p['org_id']}.{p['invitation_id']}@feeds.local>",
     )
+
+
+def unsubscribe_token(secret: str, org_id: int, user_id: int) -> str:
+    """Names (org, user) and is signed, so the one-click link needs no sign-in (RFC 8058)."""
+    body = f"{org_id}.{user_id}"
+    sig = hmac.new(secret.encode(), f"unsubscribe:{body}".encode(), hashlib.sha256).digest()[:16]
+    return f"{body}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
+
+
+def check_unsubscribe_token(secret: str, token: str) -> tuple[int, int] | None:
+    try:
+        org_s, user_s, _ = token.split(".")
+        org_id, user_id = int(org_s), int(user_s)
+    except ValueError:
+        return None
+    if not hmac.compare_digest(unsubscribe_token(secret, org_id, user_id), token):
+        return None
+    return org_id, user_id
+
+
+def mention_email(settings: Settings, org: Org, user: User, items: list[dict[str, Any]], message_id: str, unsub_token: str) -> EmailMessage:
+    """One email for a batch of mentions of one user in one org, with one-click unsubscribe."""
+    e = html.escape
+    unsubscribe_url = f"{settings.public_url}/api/v1/unsubscribe/{unsub_token}"
+    first = items[0]
+    subject = (
+        f"{first['author']} mentioned you in {org.name}"
+        if len(items) == 1
+        else f"You were mentioned {len(items)} times in {org.name}"
+    )
+    text_parts, html_parts = [], []
+    for item in items:
+        link = f"{settings.public_url}/#/org/{org.slug}/post/{item['post_id']}"
+        where = "a comment" if item.get("comment_id") else "a post"
+        text_parts.append(f"{item['author']} mentioned you in {where}:\n\n  {item['excerpt']}\n\nOpen it: {link}\n")
+        html_parts.append(
+            f"<p><strong>{e(item['author'])}</strong> mentioned you in {where}:</p>"
+            f"<blockquote>{e(item['excerpt'])}</blockquote>"
+            f'<p><a href="{e(link)}">Open it in Feeds</a></p>'
+        )
+    footer = f"\n--\nYou get this because you were mentioned in {org.name}. Stop these emails: {unsubscribe_url}\n"
+    html_footer = (
+        f'<hr><p style="color:#666;font-size:small">You get this because you were mentioned in {e(org.name)}. '
+        f'<a href="{e(unsubscribe_url)}">Stop these emails</a></p>'
+    )
+    msg = _message(settings, user.email, subject, "\n".join(text_parts) + footer, "".join(html_parts) + html_footer, message_id)
+    msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return msg

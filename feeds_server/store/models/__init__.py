@@ -1,6 +1,6 @@
 """Every table of the schema. Importing this package fills `Base.metadata` for Alembic."""
 
-from feeds_server.store.models.events import Event, EventChannel
+from feeds_server.store.models.events import ChannelHistory, Event, EventChannel
 from feeds_server.store.models.feed import (
     Attachment,
     Comment,
@@ -12,6 +12,7 @@ from feeds_server.store.models.feed import (
     PostAudience,
 )
 from feeds_server.store.models.identity import AuthToken, User
+from feeds_server.store.models.notify import EmailJob, Notification, NotificationSettings
 from feeds_server.store.models.orgs import (
     Integration,
     Invitation,
@@ -25,12 +26,16 @@ from feeds_server.store.models.orgs import (
 
 __all__ = [
     "Attachment",
+    "ChannelHistory",
+    "EmailJob",
     "Comment",
     "EventChannel",
     "Group",
     "GroupSource",
     "IdempotencyKey",
     "Mention",
+    "Notification",
+    "NotificationSettings",
     "Post",
     "PostAudience",
     "AuthToken",

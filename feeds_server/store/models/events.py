@@ -35,3 +35,13 @@ class EventChannel(OrgOwned, Base):
     channel: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChannelHistory(OrgOwned, Base):
+    """How far a channel's history was pruned: recovering from an older position is refused."""
+
+    __tablename__ = "channel_history"
+    __table_args__ = (PrimaryKeyConstraint("org_id", "channel"),)
+
+    channel: Mapped[str] = mapped_column(String(40))
+    pruned_through: Mapped[int] = mapped_column(BigInteger, default=0)

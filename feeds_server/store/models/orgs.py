@@ -3,6 +3,7 @@ territories and integrations (F-ORG-1 … F-ORG-11)."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +31,8 @@ class Org(Base):
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # F-SEC-4: CIDR ranges allowed to reach this org; empty means no restriction.
     ip_allowlist: Mapped[list[Any]] = mapped_column(default=list)
+    # Real-time history epoch: changes when the org's history is replaced (import), so clients reload.
+    rt_epoch: Mapped[str] = mapped_column(String(16), default=lambda: secrets.token_hex(4))
     # F-FEED-5: modules whose updates the admin unticked; they appear in no feed.
     disabled_modules: Mapped[list[Any]] = mapped_column(default=list)
 

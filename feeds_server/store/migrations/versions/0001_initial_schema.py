@@ -53,11 +53,22 @@ def upgrade() -> None:
     sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('event_seq', sa.BigInteger(), nullable=False),
     sa.Column('ip_allowlist', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('rt_epoch', sa.String(length=16), nullable=False),
     sa.Column('disabled_modules', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_orgs_created_by_user_id_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orgs')),
     sa.UniqueConstraint('slug', name=op.f('uq_orgs_slug'))
     )
+    op.create_table('channel_history',
+    sa.Column('channel', sa.String(length=40), nullable=False),
+    sa.Column('pruned_through', sa.BigInteger(), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_channel_history_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('org_id', 'channel', name=op.f('pk_channel_history'))
+    )
+    with op.batch_alter_table('channel_history', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_channel_history_org_id'), ['org_id'], unique=False)
+
     op.create_table('event_channels',
     sa.Column('channel', sa.String(length=40), nullable=False),
     sa.Column('seq', sa.BigInteger(), nullable=False),
@@ -132,6 +143,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_integrations_org_id'), ['org_id'], unique=False)
+
+    op.create_table('notification_settings',
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('mention_emails', sa.Boolean(), nullable=False),
+    sa.Column('batch_window_seconds', sa.Integer(), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_notification_settings_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notification_settings_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('org_id', 'user_id', name=op.f('pk_notification_settings'))
+    )
+    with op.batch_alter_table('notification_settings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notification_settings_org_id'), ['org_id'], unique=False)
 
     op.create_table('profiles',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -326,11 +349,73 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_mentions_post_id'), ['post_id'], unique=False)
         batch_op.create_index('ix_mentions_target', ['org_id', 'kind', 'target_id'], unique=False)
 
+    op.create_table('notifications',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('actor_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('comment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('data', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('read_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], name=op.f('fk_notifications_actor_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['comment_id'], ['comments.id'], name=op.f('fk_notifications_comment_id_comments'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_notifications_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_notifications_post_id_posts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_notifications_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))
+    )
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_notifications_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_notifications_user', ['org_id', 'user_id', 'id'], unique=False)
+
+    op.create_table('email_jobs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('to_email', sa.String(length=254), nullable=False),
+    sa.Column('notification_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('invitation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('batch_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('message_id', sa.String(length=200), nullable=True),
+    sa.Column('sent_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['invitation_id'], ['invitations.id'], name=op.f('fk_email_jobs_invitation_id_invitations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['notification_id'], ['notifications.id'], name=op.f('fk_email_jobs_notification_id_notifications'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_email_jobs_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_email_jobs_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_jobs'))
+    )
+    with op.batch_alter_table('email_jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_email_jobs_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_jobs_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_email_jobs_user', ['org_id', 'user_id', 'status'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('email_jobs', schema=None) as batch_op:
+        batch_op.drop_index('ix_email_jobs_user')
+        batch_op.drop_index(batch_op.f('ix_email_jobs_org_id'))
+        batch_op.drop_index('ix_email_jobs_due')
+
+    op.drop_table('email_jobs')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_user')
+        batch_op.drop_index(batch_op.f('ix_notifications_org_id'))
+
+    op.drop_table('notifications')
     with op.batch_alter_table('mentions', schema=None) as batch_op:
         batch_op.drop_index('ix_mentions_target')
         batch_op.drop_index(batch_op.f('ix_mentions_post_id'))
@@ -387,6 +472,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_profiles_org_id'))
 
     op.drop_table('profiles')
+    with op.batch_alter_table('notification_settings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_notification_settings_org_id'))
+
+    op.drop_table('notification_settings')
     with op.batch_alter_table('integrations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_integrations_org_id'))
 
@@ -408,6 +497,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_event_channels_org_id'))
 
     op.drop_table('event_channels')
+    with op.batch_alter_table('channel_history', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_channel_history_org_id'))
+
+    op.drop_table('channel_history')
     op.drop_table('orgs')
     with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auth_tokens_user_id'))

@@ -1,0 +1,129 @@
+"""The email outbox as the worker sees it: claim due work safely, record what happened.
+
+Claiming marks jobs `sending` with a lease, in a short transaction; several workers can run at
+once: on PostgreSQL rows are taken with `FOR UPDATE SKIP LOCKED`, on SQLite the write lock taken at
+BEGIN serializes claims. A worker that dies while sending leaves its jobs leased; when the lease
+runs out another worker takes the same batch again (same batch, same Message-ID).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from feeds_server import limits
+from feeds_server.store.models import EmailJob
+from feeds_server.store.scope import account_session
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Jobs that go out as one email: a batch of one user's mentions, or one invitation."""
+
+    batch_id: int
+    org_id: int
+    kind: str
+    to_email: str
+    user_id: int | None
+    job_ids: tuple[int, ...]
+    attempts: int
+
+
+async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease_seconds: float, max_batches: int = 20) -> list[Batch]:
+    """Take up to `max_batches` due batches for this worker."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    batches: list[Batch] = []
+    async with account_session(sessions) as session:
+        leaders = (
+            await session.execute(
+                select(EmailJob)
+                .where(
+                    or_(
+                        (EmailJob.status == "pending") & (EmailJob.next_attempt_at <= now),
+                        (EmailJob.status == "sending") & (EmailJob.lease_until < now),
+                    )
+                )
+                .order_by(EmailJob.next_attempt_at, EmailJob.id)
+                .limit(max_batches)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars().all()
+        taken: set[int] = set()
+        for leader in leaders:
+            if leader.id in taken:
+                continue
+            jobs = await _batch_jobs(session, leader)
+            jobs = [j for j in jobs if j.id not in taken]
+            if not jobs:
+                continue
+            batch_id = leader.batch_id or min(j.id for j in jobs)
+            attempts = max(j.attempts for j in jobs) + 1
+            await session.execute(
+                update(EmailJob)
+                .where(EmailJob.id.in_([j.id for j in jobs]))
+                .values(status="sending", lease_until=lease_until, batch_id=batch_id, attempts=attempts)
+            )
+            taken.update(j.id for j in jobs)
+            batches.append(
+                Batch(batch_id, leader.org_id, leader.kind, leader.to_email, leader.user_id, tuple(sorted(j.id for j in jobs)), attempts)
+            )
+    return batches
+
+
+async def _batch_jobs(session: AsyncSession, leader: EmailJob) -> list[EmailJob]:
+    """A re-claimed batch keeps its jobs; a new mention batch gathers all the user's pending mentions."""
+    if leader.batch_id is not None and leader.status == "sending":
+        stmt = select(EmailJob).where(EmailJob.batch_id == leader.batch_id, EmailJob.status == "sending")
+    elif leader.kind == "mention":
+        stmt = select(EmailJob).where(
+            EmailJob.org_id == leader.org_id,
+            EmailJob.user_id == leader.user_id,
+            EmailJob.kind == "mention",
+            EmailJob.status == "pending",
+        )
+    else:
+        return [leader]
+    return list((await session.execute(stmt.with_for_update(skip_locked=True))).scalars())
+
+
+async def jobs(sessions: async_sessionmaker[AsyncSession], job_ids: tuple[int, ...]) -> list[EmailJob]:
+    async with account_session(sessions) as session:
+        return list((await session.execute(select(EmailJob).where(EmailJob.id.in_(job_ids)).order_by(EmailJob.id))).scalars())
+
+
+async def mark(
+    sessions: async_sessionmaker[AsyncSession], job_ids: tuple[int, ...] | list[int], status: str, now: datetime,
+    message_id: str | None = None, error: str | None = None,
+) -> None:
+    if not job_ids:
+        return
+    values: dict[str, object] = {"status": status, "lease_until": None}
+    if status == "sent":
+        # The payload may hold an invitation's link token: not kept once the email is out.
+        values.update(sent_at=now, message_id=message_id, payload={})
+    if error is not None:
+        values["last_error"] = error[:2000]
+    async with account_session(sessions) as session:
+        await session.execute(update(EmailJob).where(EmailJob.id.in_(list(job_ids)), EmailJob.status == "sending").values(**values))
+
+
+def backoff(attempts: int) -> float:
+    """Exponential backoff with full jitter, capped."""
+    ceiling = min(limits.EMAIL_RETRY_MAX_SECONDS, limits.EMAIL_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+async def retry_later(sessions: async_sessionmaker[AsyncSession], batch: Batch, now: datetime, error: str) -> None:
+    if batch.attempts >= limits.EMAIL_MAX_ATTEMPTS:
+        await mark(sessions, batch.job_ids, "failed", now, error=f"gave up after {batch.attempts} attempts: {error}")
+        return
+    async with account_session(sessions) as session:
+        await session.execute(
+            update(EmailJob)
+            .where(EmailJob.id.in_(list(batch.job_ids)), EmailJob.status == "sending")
+            .values(status="pending", lease_until=None, next_attempt_at=now + timedelta(seconds=backoff(batch.attempts)), last_error=error[:2000])
+        )

@@ -1,0 +1,38 @@
+"""The broker carries committed events (and control messages) to every node.
+
+One publish per event. A node subscribes to the orgs it has connections for. The broker gives no
+ordering or delivery guarantee the hub relies on: the hub fills any gap in an org's sequence from
+the database, so a lost or late message never becomes a lost event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from feeds_server.config import Settings
+
+# Called with each message: (org id or None for control messages, the encoded message).
+OnMessage = Callable[[int | None, bytes], Awaitable[None]]
+# Called after the broker reconnects: messages may have been missed meanwhile.
+OnReconnect = Callable[[], Awaitable[None]]
+
+
+class Broker(Protocol):
+    async def start(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None: ...
+    async def publish(self, org_id: int, message: bytes) -> None: ...
+    async def publish_control(self, message: bytes) -> None: ...
+    async def subscribe(self, org_id: int) -> None: ...
+    async def unsubscribe(self, org_id: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+def create_broker(settings: Settings) -> Broker:
+    """Redis when `FEEDS_REDIS_URL` is set (several nodes), otherwise in-process (one node)."""
+    if settings.redis_url:
+        from feeds_server.realtime.broker_redis import RedisBroker
+
+        return RedisBroker(settings.redis_url)
+    from feeds_server.realtime.broker_memory import MemoryBroker
+
+    return MemoryBroker()

@@ -1,0 +1,114 @@
+"""Durable channel history in the database: what recovery after a reconnect reads (F-RT-2).
+
+A channel's publications are the events listed for it in `event_channels`, offsets being the
+org's event sequence numbers. Recovery answers with every publication after the client's offset,
+in order, or says it cannot (epoch changed, position pruned, too many missed), never a silent gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds_server.store.models import ChannelHistory, Event, EventChannel, Org
+
+# At most this many publications are replayed on one channel; past that the client reloads.
+MAX_RECOVER = 10_000
+
+
+@dataclass(frozen=True)
+class Recovery:
+    recovered: bool
+    publications: list[tuple[int, bytes]]  # (offset, encoded data)
+
+
+def publication_data(event: Event) -> bytes:
+    """The `data` of a publication: the same bytes for every channel and connection."""
+    return orjson.dumps(
+        {"seq": event.seq, "type": event.type, "actor": event.actor_user_id, "payload": event.payload, "at": event.created_at}
+    )
+
+
+def hidden_by_modules(payload: Any, disabled_modules: list[str]) -> bool:
+    """F-FEED-5: items of unticked modules never reach clients, live or recovered."""
+    if not disabled_modules or not isinstance(payload, dict):
+        return False
+    post = payload.get("post")
+    module = post.get("module") if isinstance(post, dict) else None
+    return module is not None and module in disabled_modules
+
+
+async def recover(
+    session: AsyncSession, org_id: int, channel: str, since: int, disabled_modules: list[str]
+) -> Recovery:
+    pruned = (
+        await session.execute(select(ChannelHistory.pruned_through).where(ChannelHistory.channel == channel))
+    ).scalar_one_or_none() or 0
+    if since < pruned:
+        return Recovery(False, [])
+    rows = (
+        await session.execute(
+            select(Event)
+            .join(EventChannel, and_(EventChannel.org_id == Event.org_id, EventChannel.seq == Event.seq))
+            .where(EventChannel.org_id == org_id, EventChannel.channel == channel, EventChannel.seq > since)
+            .order_by(EventChannel.seq)
+            .limit(MAX_RECOVER + 1)
+        )
+    ).scalars().all()
+    if len(rows) > MAX_RECOVER:
+        return Recovery(False, [])
+    return Recovery(True, [(ev.seq, publication_data(ev)) for ev in rows if not hidden_by_modules(ev.payload, disabled_modules)])
+
+
+async def events_between(session: AsyncSession, after: int, upto: int) -> list[Event]:
+    """Events of the session's org with after < seq <= upto, in order (to fill a gap)."""
+    return list(
+        (await session.execute(select(Event).where(Event.seq > after, Event.seq <= upto).order_by(Event.seq))).scalars()
+    )
+
+
+async def latest_seq(session: AsyncSession, org_id: int) -> int:
+    return (await session.execute(select(Org.event_seq).where(Org.id == org_id))).scalar_one_or_none() or 0
+
+
+async def prune(session: AsyncSession, now: datetime, keep_days: int, keep_publications: int) -> int:
+    """Drop a channel's history rows older than `keep_days` that are not among its newest
+    `keep_publications`, and remember how far each channel was pruned. Returns rows removed."""
+    cutoff = now - timedelta(days=keep_days)
+    removed = 0
+    channels = (await session.execute(select(EventChannel.channel).distinct())).scalars().all()
+    for channel in channels:
+        nth = (
+            await session.execute(
+                select(EventChannel.seq)
+                .where(EventChannel.channel == channel)
+                .order_by(EventChannel.seq.desc())
+                .offset(keep_publications)
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if nth is None:
+            continue
+        last_old = (
+            await session.execute(
+                select(func.max(EventChannel.seq)).where(
+                    EventChannel.channel == channel, EventChannel.seq <= nth, EventChannel.created_at < cutoff
+                )
+            )
+        ).scalar_one_or_none()
+        if last_old is None:
+            continue
+        result = await session.execute(delete(EventChannel).where(EventChannel.channel == channel, EventChannel.seq <= last_old))
+        removed += result.rowcount or 0  # type: ignore[attr-defined]
+        mark = (await session.execute(select(ChannelHistory).where(ChannelHistory.channel == channel))).scalar_one_or_none()
+        if mark is None:
+            session.add(ChannelHistory(channel=channel, pruned_through=last_old))
+        else:
+            mark.pruned_through = max(mark.pruned_through, last_old)
+    await session.flush()
+    return removed

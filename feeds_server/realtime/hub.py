@@ -1,0 +1,388 @@
+"""The hub: this node's connections, grouped by org and channel, and the one place events reach them.
+
+Per org, events are delivered strictly in sequence order under one lock. An event whose number
+skips ahead (a broker message lost, late or out of order) first pulls the missing ones from the
+database, and a poller compares each org's last number in the database with what was delivered, so
+a crashed publisher or a broker outage delays events but never loses them. Each event is encoded
+once per channel and the same bytes go to every connection. Pushing never waits on a client: a
+connection whose queue is full is closed as slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from feeds_server import limits
+from feeds_server.domain import permissions as perms
+from feeds_server.realtime import protocol as proto
+from feeds_server.realtime.broker import Broker
+from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, publication_data, recover
+from feeds_server.services import Services
+from feeds_server.store.graph import load_graph
+from feeds_server.store.models import Event, Membership, Org, Profile
+from feeds_server.store.scope import org_session
+
+log = logging.getLogger("feeds_server.realtime.hub")
+
+TAIL_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Published:
+    """A committed event as it travels between nodes."""
+
+    org_id: int
+    seq: int
+    type: str
+    channels: tuple[str, ...]
+    payload: dict[str, Any]
+    data: bytes  # the publication's `data`, encoded once
+
+    @classmethod
+    def from_event(cls, event: Event) -> "Published":
+        return cls(event.org_id, event.seq, event.type, tuple(event.channels or ()), event.payload or {}, publication_data(event))
+
+    def to_message(self) -> bytes:
+        return orjson.dumps(
+            {"seq": self.seq, "type": self.type, "channels": self.channels, "payload": self.payload, "data": self.data.decode()}
+        )
+
+    @classmethod
+    def from_message(cls, org_id: int, message: bytes) -> "Published":
+        m = orjson.loads(message)
+        return cls(org_id, int(m["seq"]), m["type"], tuple(m["channels"]), m["payload"], m["data"].encode())
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client's outbound side. The endpoint owns the socket and drains `outbox`."""
+
+    client_id: str
+    user_id: int
+    org_id: int
+    auth_token_id: int
+    profile_id: int
+    role_id: int | None
+    channels: set[str] = field(default_factory=set)
+    outbox: deque[bytes] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    close_request: proto.Disconnect | None = None
+    # While connecting: publications held per channel until the connect reply is queued.
+    held: dict[str, list[tuple[int, bytes]]] | None = None
+    # Publications at or below these offsets were already sent by recovery.
+    floor: dict[str, int] = field(default_factory=dict)
+
+    def push(self, frame: bytes) -> None:
+        if self.close_request is not None:
+            return
+        if len(self.outbox) >= limits.WS_SEND_QUEUE_FRAMES:
+            self.request_close(proto.DISCONNECT_SLOW)
+            return
+        self.outbox.append(frame)
+        self.wake.set()
+
+    def push_publication(self, channel: str, offset: int, frame: bytes) -> None:
+        if self.held is not None:
+            self.held.setdefault(channel, []).append((offset, frame))
+        elif offset > self.floor.get(channel, 0):
+            self.push(frame)
+
+    def request_close(self, disconnect: proto.Disconnect) -> None:
+        if self.close_request is None:
+            self.close_request = disconnect
+            self.wake.set()
+
+
+@dataclass(eq=False)
+class Room:
+    """One org's connections on this node."""
+
+    org_id: int
+    epoch: str
+    last_seq: int
+    disabled_modules: list[str]
+    connections: set[Connection] = field(default_factory=set)
+    subscribers: dict[str, set[Connection]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def add(self, conn: Connection, channels: Iterable[str]) -> None:
+        self.connections.add(conn)
+        for ch in channels:
+            conn.channels.add(ch)
+            self.subscribers.setdefault(ch, set()).add(conn)
+
+    def drop_channel(self, conn: Connection, channel: str) -> None:
+        conn.channels.discard(channel)
+        subs = self.subscribers.get(channel)
+        if subs is not None:
+            subs.discard(conn)
+            if not subs:
+                del self.subscribers[channel]
+
+    def remove(self, conn: Connection) -> None:
+        for ch in list(conn.channels):
+            self.drop_channel(conn, ch)
+        self.connections.discard(conn)
+
+
+RecoverRequests = dict[str, tuple[str, int]]  # channel -> (epoch, offset)
+MakeReply = Callable[[dict[str, dict[str, Any]]], bytes]
+
+
+class Hub:
+    def __init__(self, services: Services, broker: Broker) -> None:
+        self.services = services
+        self.broker = broker
+        self.rooms: dict[int, Room] = {}
+        self._rooms_lock = asyncio.Lock()
+        self._outgoing: asyncio.Queue[tuple[int | None, bytes]] = asyncio.Queue(maxsize=100_000)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.broker.start(self._on_message, self.catch_up_all)
+        self._tasks = [
+            asyncio.create_task(self._publisher(), name="hub-publisher"),
+            asyncio.create_task(self._tail_poller(), name="hub-tail-poller"),
+        ]
+
+    async def stop(self, disconnect: proto.Disconnect = proto.DISCONNECT_SHUTDOWN) -> None:
+        for room in list(self.rooms.values()):
+            for conn in list(room.connections):
+                conn.request_close(disconnect)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        await self.broker.close()
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(r.connections) for r in self.rooms.values())
+
+    # --- publishing (called after commit) --------------------------------------------------
+    async def publish(self, events: list[Event]) -> None:
+        """Event sink: deliver to this node now, and hand to the broker for the others."""
+        for event in events:
+            pub = Published.from_event(event)
+            room = self.rooms.get(pub.org_id)
+            if room is not None:
+                await self._accept(room, pub)
+            try:
+                self._outgoing.put_nowait((pub.org_id, pub.to_message()))
+            except asyncio.QueueFull:
+                log.warning("broker queue full; other nodes will catch up from the database")
+
+    async def control(self, message: dict[str, Any]) -> None:
+        """Send a control message (sign-out, ...) to every node, this one included."""
+        encoded = orjson.dumps(message)
+        await self._on_message(None, encoded)
+        try:
+            self._outgoing.put_nowait((None, encoded))
+        except asyncio.QueueFull:
+            log.warning("broker queue full; control message dropped")
+
+    async def _publisher(self) -> None:
+        # Requests never wait on the broker: a frozen Redis delays other nodes, not this one.
+        while True:
+            org_id, message = await self._outgoing.get()
+            if org_id is None:
+                await self.broker.publish_control(message)
+            else:
+                await self.broker.publish(org_id, message)
+
+    # --- receiving -------------------------------------------------------------------------
+    async def _on_message(self, org_id: int | None, message: bytes) -> None:
+        if org_id is None:
+            self._on_control(orjson.loads(message))
+            return
+        room = self.rooms.get(org_id)
+        if room is None:
+            return
+        await self._accept(room, Published.from_message(org_id, message))
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        kind = message.get("control")
+        for room in list(self.rooms.values()):
+            for conn in list(room.connections):
+                if kind == "auth_revoked" and conn.auth_token_id == message.get("auth_token_id"):
+                    conn.request_close(proto.DISCONNECT_INVALID_TOKEN)
+                elif kind == "user_removed" and conn.user_id == message.get("user_id") and conn.org_id == message.get("org_id"):
+                    conn.request_close(proto.DISCONNECT_FORCE_NO_RECONNECT)
+
+    async def _accept(self, room: Room, pub: Published) -> None:
+        async with room.lock:
+            if pub.seq <= room.last_seq:
+                return  # already delivered (a broker echo or a duplicate)
+            if pub.seq > room.last_seq + 1:
+                await self._fill(room, pub.seq - 1)
+            await self._deliver(room, pub)
+
+    async def _fill(self, room: Room, upto: int) -> None:
+        """Deliver, from the database, every event after the room's position up to `upto`."""
+        async with org_session(self.services.sessions, room.org_id) as session:
+            events = await events_between(session, room.last_seq, upto)
+        for event in events:
+            await self._deliver(room, Published.from_event(event))
+        room.last_seq = max(room.last_seq, upto)
+
+    async def catch_up_all(self) -> None:
+        """After a broker reconnect or on the poller's tick: fill every room from the database."""
+        if not self.rooms:
+            return
+        async with self.services.sessions() as session:
+            rows = (await session.execute(select(Org.id, Org.event_seq).where(Org.id.in_(list(self.rooms))))).all()
+        for org_id, top in rows:
+            room = self.rooms.get(org_id)
+            if room is not None and top > room.last_seq:
+                async with room.lock:
+                    if top > room.last_seq:
+                        await self._fill(room, top)
+
+    async def _tail_poller(self) -> None:
+        while True:
+            await asyncio.sleep(TAIL_POLL_SECONDS)
+            try:
+                await self.catch_up_all()
+            except Exception:  # the database may be briefly unreachable; try again next tick
+                log.exception("catch-up from the database failed")
+
+    # --- delivery --------------------------------------------------------------------------
+    async def _deliver(self, room: Room, pub: Published) -> None:
+        room.last_seq = pub.seq
+        await self._apply_side_effects(room, pub)
+        if hidden_by_modules(pub.payload, room.disabled_modules):
+            return
+        for channel in pub.channels:
+            conns = room.subscribers.get(channel)
+            if not conns:
+                continue
+            frame = proto.encode_publication_push(channel, pub.data, pub.seq)
+            for conn in list(conns):
+                conn.push_publication(channel, pub.seq, frame)
+
+    async def _apply_side_effects(self, room: Room, pub: Published) -> None:
+        """Events that change who may see what: re-check the affected connections."""
+        p = pub.payload
+        if pub.type == "feed_modules.updated":
+            room.disabled_modules = list(p.get("disabled_modules") or [])
+        elif pub.type == "member.removed":
+            for conn in [c for c in room.connections if c.user_id == p.get("user_id")]:
+                conn.request_close(proto.DISCONNECT_FORCE_NO_RECONNECT)
+        elif pub.type in {"member.updated", "profile.updated", "profile.deleted", "role.updated", "role.deleted",
+                          "group.created", "group.updated", "group.deleted"}:
+            await self._resubscribe(room)
+
+    async def _resubscribe(self, room: Room) -> None:
+        """Recompute every connection's channels; add and drop subscriptions live."""
+        if not room.connections:
+            return
+        async with org_session(self.services.sessions, room.org_id) as session:
+            graph = await load_graph(session)
+            rows = (
+                await session.execute(
+                    select(Membership.user_id, Membership.role_id, Membership.profile_id, Membership.is_super_admin, Profile.permissions)
+                    .join(Profile, Profile.id == Membership.profile_id)
+                    .where(Membership.user_id.in_({c.user_id for c in room.connections}))
+                )
+            ).all()
+        members = {r.user_id: r for r in rows}
+        for conn in list(room.connections):
+            m = members.get(conn.user_id)
+            if m is None or perms.FEEDS_TAB not in perms.effective_permissions(m.permissions or [], m.is_super_admin):
+                conn.request_close(proto.DISCONNECT_PERMISSION_DENIED)
+                continue
+            conn.role_id, conn.profile_id = m.role_id, m.profile_id
+            wanted = set(graph.reader_channels(conn.user_id, conn.role_id))
+            for channel in sorted(conn.channels - wanted):
+                room.drop_channel(conn, channel)
+                conn.push(proto.encode_unsubscribe_push(channel, proto.UNSUBSCRIBE_SERVER, "no longer allowed"))
+            for channel in sorted(wanted - conn.channels):
+                room.add(conn, [channel])
+                conn.floor[channel] = room.last_seq
+                conn.push(proto.encode_subscribe_push(channel, epoch=room.epoch, offset=room.last_seq))
+
+    # --- connections -----------------------------------------------------------------------
+    async def _room(self, org_id: int) -> Room:
+        async with self._rooms_lock:
+            room = self.rooms.get(org_id)
+            if room is not None:
+                return room
+            async with self.services.sessions() as session:
+                org = (await session.execute(select(Org).where(Org.id == org_id))).scalar_one()
+            room = Room(org_id, org.rt_epoch, org.event_seq, list(org.disabled_modules or []))
+            self.rooms[org_id] = room
+            await self.broker.subscribe(org_id)
+            return room
+
+    async def connect(self, conn: Connection, channels: list[str], recover_requests: RecoverRequests, make_reply: MakeReply) -> None:
+        """Register a connection, recover what it asked for, and queue the connect reply first.
+
+        Live publications arriving meanwhile are held and released after the reply, without
+        repeating what recovery already sent.
+        """
+        room = await self._room(conn.org_id)
+        async with self.services.sessions() as session:
+            db_top = await latest_seq(session, conn.org_id)
+        async with room.lock:
+            if db_top > room.last_seq:
+                await self._fill(room, db_top)  # so a client's position from another node is never "ahead"
+            conn.held = {}
+            room.add(conn, channels)
+            top = room.last_seq
+            epoch, hidden = room.epoch, list(room.disabled_modules)
+        results: dict[str, dict[str, Any]] = {}
+        async with org_session(self.services.sessions, conn.org_id) as session:
+            for channel in channels:
+                results[channel] = await _subscribe_result(session, conn.org_id, channel, epoch, top, hidden, recover_requests.get(channel))
+        async with room.lock:
+            for channel, result in results.items():
+                conn.floor[channel] = result["offset"]
+            conn.push(make_reply(results))
+            held, conn.held = conn.held or {}, None
+            for channel, pubs in held.items():
+                for offset, frame in sorted(pubs, key=lambda x: x[0]):
+                    conn.push_publication(channel, offset, frame)
+
+    async def disconnect(self, conn: Connection) -> None:
+        room = self.rooms.get(conn.org_id)
+        if room is None:
+            return
+        async with self._rooms_lock:
+            room.remove(conn)
+            if not room.connections:
+                del self.rooms[conn.org_id]
+                await self.broker.unsubscribe(conn.org_id)
+
+
+async def _subscribe_result(
+    session: Any, org_id: int, channel: str, epoch: str, top: int, hidden: list[str], request: tuple[str, int] | None
+) -> dict[str, Any]:
+    """The SubscribeResult of one server-side channel, recovering when the client asked to."""
+    result: dict[str, Any] = {"recoverable": True, "epoch": epoch, "offset": top, "positioned": True}
+    if request is None:
+        return result
+    req_epoch, req_offset = request
+    result["was_recovering"] = True
+    if req_epoch != epoch or req_offset > top:
+        result["recovered"] = False
+        return result
+    rec = await recover(session, org_id, channel, req_offset, hidden)
+    result["recovered"] = rec.recovered
+    if rec.recovered:
+        result["publications"] = [{"data": orjson.Fragment(data), "offset": off} for off, data in rec.publications]
+        if rec.publications:
+            result["offset"] = max(top, rec.publications[-1][0])
+    return result
+
