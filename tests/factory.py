@@ -95,18 +95,21 @@ def invitation_token(mail_dir: Path, email: str) -> str:
     raise AssertionError(f"no invitation email to {email}")
 
 
-async def deliver_mail(client: httpx.AsyncClient) -> int:
-    """Run the notifier worker over the app's outbox until nothing is due (emails land in the mail folder)."""
+async def deliver_mail(client: httpx.AsyncClient, services: Any = None) -> int:
+    """Run the notifier worker over the outbox until nothing is due (emails land in the mail folder).
+
+    `services` defaults to those of the in-process app behind `client`.
+    """
     from feeds_server.notify import worker
 
-    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    services = services or client._transport.app.state.services  # type: ignore[attr-defined]
     return await worker.run(services, burst=True)
 
 
-async def invite_and_join(admin: Actor, slug: str, member: Actor, mail_dir: Path, **extra: Any) -> dict[str, Any]:
+async def invite_and_join(admin: Actor, slug: str, member: Actor, mail_dir: Path, services: Any = None, **extra: Any) -> dict[str, Any]:
     r = await admin.post(f"/api/v1/orgs/{slug}/invitations", json={"email": member.email, **extra})
     assert r.status_code == 201, r.text
-    await deliver_mail(admin.client)
+    await deliver_mail(admin.client, services)
     token = invitation_token(mail_dir, member.email)
     r = await member.post("/api/v1/invitations/accept", json={"token": token})
     assert r.status_code == 200, r.text

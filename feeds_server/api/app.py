@@ -12,19 +12,23 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from feeds_server.api.dispatch import build_route, error_response, json_response
 from feeds_server.api.openapi import build_openapi
 from feeds_server.api.routing import Endpoint
 from feeds_server.config import Settings
+from feeds_server.realtime.broker import create_broker
+from feeds_server.realtime.endpoint import PATH as WS_PATH
+from feeds_server.realtime.endpoint import websocket_endpoint
+from feeds_server.realtime.hub import Hub
 from feeds_server.errors import FeedsError
 from feeds_server.services import Services
 
 log = logging.getLogger("feeds_server.api")
 
 # API modules, each with a `routes` table. New resources are added here.
-API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "notifications"]
+API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications"]
 
 
 def all_endpoints() -> list[Endpoint]:
@@ -67,12 +71,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        WebSocketRoute(WS_PATH, websocket_endpoint),
     ]
+    hub = Hub(services, create_broker(services.settings))
+    services.event_sinks.append(hub.publish)
+    services.control_sinks.append(hub.control)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await services.close()
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await services.close()
 
     app = Starlette(
         routes=routes,
@@ -80,6 +92,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.services = services
+    app.state.hub = hub
     app.state.endpoints = endpoints
     return app
 
