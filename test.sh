@@ -14,6 +14,11 @@ if [ ! -f .venv/.installed-test ] || [ pyproject.toml -nt .venv/.installed-test 
   touch .venv/.installed-test
 fi
 
+# The official JavaScript SDK for the real-time tests (installed here, never committed).
+if command -v npm >/dev/null 2>&1 && [ ! -d tests/realtime/js/node_modules/centrifuge ]; then
+  (cd tests/realtime/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 # The services the integration tests use for real; start them when they are down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then
