@@ -43,6 +43,7 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str = ""
+    redis_prefix: str = "feeds"
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = "http://localhost:8000"
@@ -77,6 +78,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             redis_url=_env("FEEDS_REDIS_URL", ""),
+            redis_prefix=_env("FEEDS_REDIS_PREFIX", "feeds"),
             host=_env("FEEDS_HOST", "127.0.0.1"),
             port=_env_int("FEEDS_PORT", 8000),
             public_url=public_url,

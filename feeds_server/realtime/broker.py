@@ -32,7 +32,7 @@ def create_broker(settings: Settings) -> Broker:
     if settings.redis_url:
         from feeds_server.realtime.broker_redis import RedisBroker
 
-        return RedisBroker(settings.redis_url)
+        return RedisBroker(settings.redis_url, settings.redis_prefix)
     from feeds_server.realtime.broker_memory import MemoryBroker
 
     return MemoryBroker()

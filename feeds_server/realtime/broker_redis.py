@@ -17,16 +17,11 @@ from feeds_server.realtime.broker import OnMessage, OnReconnect
 
 log = logging.getLogger("feeds_server.realtime.redis")
 
-CONTROL = "feeds:control"
-
-
-def org_channel(org_id: int) -> str:
-    return f"feeds:org:{org_id}"
-
-
 class RedisBroker:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "feeds") -> None:
         self.url = url
+        self.control_channel = f"{prefix}:control"
+        self.org_prefix = f"{prefix}:org:"
         self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=10)
         self._publisher = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._orgs: set[int] = set()
@@ -36,20 +31,23 @@ class RedisBroker:
         self._on_reconnect: OnReconnect | None = None
         self._ready = asyncio.Event()
 
+    def _org_channel(self, org_id: int) -> str:
+        return f"{self.org_prefix}{org_id}"
+
     async def start(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None:
         self._on_message, self._on_reconnect = on_message, on_reconnect
         self._task = asyncio.create_task(self._run(), name="redis-broker")
 
     async def publish(self, org_id: int, message: bytes) -> None:
         try:
-            await self._publisher.publish(org_channel(org_id), message)
+            await self._publisher.publish(self._org_channel(org_id), message)
         except (RedisError, OSError) as exc:
             # The event is committed; nodes fill the gap from the database when the next one arrives.
             log.warning("redis publish failed (nodes will catch up from the database): %s", exc)
 
     async def publish_control(self, message: bytes) -> None:
         try:
-            await self._publisher.publish(CONTROL, message)
+            await self._publisher.publish(self.control_channel, message)
         except (RedisError, OSError) as exc:
             log.warning("redis control publish failed: %s", exc)
 
@@ -57,7 +55,7 @@ class RedisBroker:
         self._orgs.add(org_id)
         if self._pubsub is not None and self._ready.is_set():
             try:
-                await self._pubsub.subscribe(org_channel(org_id))
+                await self._pubsub.subscribe(self._org_channel(org_id))
             except (RedisError, OSError):
                 pass  # the reader re-subscribes everything when it reconnects
 
@@ -65,7 +63,7 @@ class RedisBroker:
         self._orgs.discard(org_id)
         if self._pubsub is not None and self._ready.is_set():
             try:
-                await self._pubsub.unsubscribe(org_channel(org_id))
+                await self._pubsub.unsubscribe(self._org_channel(org_id))
             except (RedisError, OSError):
                 pass
 
@@ -75,7 +73,7 @@ class RedisBroker:
         while True:
             try:
                 self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-                await self._pubsub.subscribe(CONTROL, *(org_channel(o) for o in self._orgs))
+                await self._pubsub.subscribe(self.control_channel, *(self._org_channel(o) for o in self._orgs))
                 self._ready.set()
                 if not first and self._on_reconnect is not None:
                     await self._on_reconnect()
@@ -101,7 +99,7 @@ class RedisBroker:
             if message is None or self._on_message is None:
                 continue
             channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
-            org_id = None if channel == CONTROL else int(channel.rsplit(":", 1)[1])
+            org_id = None if channel == self.control_channel else int(channel.rsplit(":", 1)[1])
             try:
                 await self._on_message(org_id, message["data"])
             except Exception:  # a bad message must not stop the reader
