@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.store.models import ChannelHistory, Event, EventChannel, Org
+
+if TYPE_CHECKING:
+    from feeds_server.services import Services
 
 # At most this many publications are replayed on one channel; past that the client reloads.
 MAX_RECOVER = 10_000
@@ -111,4 +114,18 @@ async def prune(session: AsyncSession, now: datetime, keep_days: int, keep_publi
         else:
             mark.pruned_through = max(mark.pruned_through, last_old)
     await session.flush()
+    return removed
+
+
+async def prune_all(services: "Services") -> int:
+    """Prune every org's channel history as the settings say (at least N days or N publications)."""
+    from feeds_server.store.scope import org_session
+
+    settings = services.settings
+    async with services.sessions() as session:
+        org_ids = (await session.execute(select(Org.id))).scalars().all()
+    removed = 0
+    for org_id in org_ids:
+        async with org_session(services.sessions, org_id) as session:
+            removed += await prune(session, services.clock(), settings.history_days, settings.history_publications)
     return removed

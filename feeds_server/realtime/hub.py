@@ -24,7 +24,7 @@ from feeds_server import limits
 from feeds_server.domain import permissions as perms
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.broker import Broker
-from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, publication_data, recover
+from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
 from feeds_server.services import Services
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Event, Membership, Org, Profile
@@ -33,6 +33,7 @@ from feeds_server.store.scope import org_session
 log = logging.getLogger("feeds_server.realtime.hub")
 
 TAIL_POLL_SECONDS = 1.0
+PRUNE_EVERY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._publisher(), name="hub-publisher"),
             asyncio.create_task(self._tail_poller(), name="hub-tail-poller"),
+            asyncio.create_task(self._pruner(), name="hub-history-pruner"),
         ]
 
     async def stop(self, disconnect: proto.Disconnect = proto.DISCONNECT_SHUTDOWN) -> None:
@@ -257,6 +259,15 @@ class Hub:
                 await self.catch_up_all()
             except Exception:  # the database may be briefly unreachable; try again next tick
                 log.exception("catch-up from the database failed")
+
+    async def _pruner(self) -> None:
+        """Every node prunes now and then; pruning is idempotent, so several nodes doing it is harmless."""
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+            try:
+                await prune_all(self.services)
+            except Exception:
+                log.exception("pruning real-time history failed")
 
     # --- delivery --------------------------------------------------------------------------
     async def _deliver(self, room: Room, pub: Published) -> None:
