@@ -21,7 +21,7 @@ from feeds_server.domain.orgs import (
 from feeds_server.errors import Conflict, Forbidden, NotFound
 from feeds_server.store.events import append_event
 from feeds_server.store.models import Membership, Org, Profile, Role, TerritoryMember, User
-from feeds_server.store.scope import allow_cross_org, get_in_org, set_org
+from feeds_server.store.scope import CROSS_ORG, allow_cross_org, get_in_org, set_org
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ async def membership_counts(session: AsyncSession, user_id: int) -> MembershipCo
             .join(Profile, Profile.id == Membership.profile_id)
             .join(Org, Org.id == Membership.org_id)
             .where(Membership.user_id == user_id)
+            .execution_options(**CROSS_ORG)
         )
     ).all()
     return MembershipCounts(

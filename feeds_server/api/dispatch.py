@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -246,7 +246,7 @@ async def user_for_token(ctx: Ctx, token: str) -> tuple[AuthToken, User] | None:
     if row is None:
         return None
     auth, user = row
-    if auth.revoked_at is not None or auth.expires_at <= datetime.now(timezone.utc):
+    if auth.revoked_at is not None or auth.expires_at <= ctx.services.clock():
         return None
     return auth, user
 

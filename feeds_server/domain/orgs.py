@@ -96,4 +96,5 @@ def normalize_email(raw: str) -> str:
     local, at, domain = email.rpartition("@")
     if not at or not local or "." not in domain or len(email) > limits.MAX_EMAIL_CHARS or any(c.isspace() for c in email):
         raise ValidationFailed("invalid_email", "not an email address", field="email")
-    return f"{local}@{domain.lower()}"
+    # Case-insensitive as people expect it, though RFC 5321 lets the local part differ by case.
+    return f"{local}@{domain}".lower()

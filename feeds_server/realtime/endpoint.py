@@ -14,7 +14,6 @@ import contextlib
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
@@ -126,7 +125,7 @@ async def _member(services: Services, claims: conn_tokens.ConnectionClaims) -> t
     """(role, profile, channels) of a live sign-in of a member with the Feeds tab, else None."""
     async with org_session(services.sessions, claims.org_id) as session:
         auth = (await session.execute(select(AuthToken).where(AuthToken.id == claims.auth_token_id))).scalar_one_or_none()
-        now = datetime.now(timezone.utc)
+        now = services.clock()
         if auth is None or auth.user_id != claims.user_id or auth.revoked_at is not None or auth.expires_at <= now:
             return None
         row = (

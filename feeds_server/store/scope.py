@@ -23,6 +23,9 @@ T = TypeVar("T", bound=OrgOwned)
 
 ORG_KEY = "org_id"
 ACCOUNT_KEY = "account_scope"
+# Execution option for the few account-level reads that must span orgs even in a session bound to
+# one (counting a user's memberships while they join another org).
+CROSS_ORG = {"cross_org": True}
 
 
 class UnscopedQuery(RuntimeError):
@@ -76,6 +79,10 @@ def _scope_orm_execute(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     org_id = state.session.info.get(ORG_KEY)
+    if state.execution_options.get("cross_org"):
+        if not state.session.info.get(ACCOUNT_KEY):
+            raise UnscopedQuery("a cross-org read needs an account session")
+        return
     if org_id is None:
         if state.session.info.get(ACCOUNT_KEY) or not _touches_org_data(state):
             return
