@@ -31,20 +31,23 @@ class Actor:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
+    def _headers(self, kw: dict[str, Any]) -> dict[str, str]:
+        return {**self.headers, **kw.pop("headers", {})}
+
     async def get(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.get(url, headers=self.headers, **kw)
+        return await self.client.get(url, headers=self._headers(kw), **kw)
 
     async def post(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, json=json, headers=self.headers, **kw)
+        return await self.client.post(url, json=json, headers=self._headers(kw), **kw)
 
     async def put(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
-        return await self.client.put(url, json=json, headers=self.headers, **kw)
+        return await self.client.put(url, json=json, headers=self._headers(kw), **kw)
 
     async def patch(self, url: str, json: Any = None, **kw: Any) -> httpx.Response:
-        return await self.client.patch(url, json=json, headers=self.headers, **kw)
+        return await self.client.patch(url, json=json, headers=self._headers(kw), **kw)
 
     async def delete(self, url: str, **kw: Any) -> httpx.Response:
-        return await self.client.delete(url, headers=self.headers, **kw)
+        return await self.client.delete(url, headers=self._headers(kw), **kw)
 
 
 def unique(prefix: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.domain.audience import ORG
@@ -18,7 +18,7 @@ STANDARD_MODULES = (
 
 async def known_modules(session: AsyncSession) -> list[str]:
     """Standard modules, then custom modules the org's items have used."""
-    used = set((await session.execute(select(distinct(PostAudience.module)).where(PostAudience.module.is_not(None)))).scalars())
+    used = set((await session.execute(select(PostAudience.module).where(PostAudience.module.is_not(None)).distinct())).scalars())
     return list(STANDARD_MODULES) + sorted(used - set(STANDARD_MODULES))
 
 

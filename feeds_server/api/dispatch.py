@@ -80,13 +80,10 @@ def build_route(endpoint: Endpoint) -> Route:
 
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = _path_params(request)
-    raw = None if endpoint.raw_body or endpoint.body is None else await read_json(request)
-    body = parse_json_body(raw, endpoint.body) if raw is not None and endpoint.body is not None else None
-    query = _parse_query(request, endpoint.query) if endpoint.query else None
     async with services.sessions() as session:
-        ctx = Ctx(request=request, services=services, session=session, path=path, body=body, query=query)
+        ctx = Ctx(request=request, services=services, session=session, path=path)
         try:
-            response = await _in_transaction(ctx, endpoint, request, body, services)
+            response = await _in_transaction(ctx, endpoint, request, services)
         except BaseException:
             for undo in ctx._on_rollback:
                 await undo()
@@ -102,10 +99,18 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
     return response
 
 
-async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, body: BaseModel | None, services: Services) -> Response:
-    """Authorize, run the handler and render its response, all in one transaction."""
+async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services) -> Response:
+    """Authorize, then read the input, run the handler and render its response, in one transaction.
+
+    Who is calling is settled before the body is read: a stranger learns nothing from validation errors.
+    """
     async with ctx.session.begin():
         await _authorize(ctx, endpoint)
+        body = None
+        if endpoint.body is not None and not endpoint.raw_body:
+            body = ctx.body = parse_json_body(await read_json(request), endpoint.body)
+        if endpoint.query is not None:
+            ctx.query = _parse_query(request, endpoint.query)
         key = request.headers.get("idempotency-key") if endpoint.idempotent else None
         if key is not None and body is not None:
             stored = await begin_idempotent(ctx, key, idempotency.fingerprint(request.url.path, _canonical(body)))
