@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions.groups import SourceRef, create_group
 from feeds_server.actions.orgs import join_org
+from feeds_server.actions.posts import Reader, add_comment, create_post
 from feeds_server.domain import permissions as perms
 from feeds_server.passwords import Passwords
 from feeds_server.store.models import Org, Profile, Role, Territory, TerritoryMember, User
@@ -74,7 +76,40 @@ async def load_sample_data(
             session.add(TerritoryMember(territory_id=territories[territory].id, user_id=user.id))
         users.append(user)
     await session.flush()
+    await _groups_and_posts(session, owner, users, roles, now)
     return users
+
+
+async def _groups_and_posts(session: AsyncSession, owner: User, users: list[User], roles: dict[str, Role], now: datetime) -> None:
+    """Groups built from roles and people, and a few posts, comments and mentions between them."""
+    by_first = {u.name.split()[0]: u for u in users}
+    sales = await create_group(
+        session, owner.id, "Sales Team", "Everyone in sales, managers and reps.",
+        [SourceRef("role_and_subordinates", roles["VP Sales"].id)],
+    )
+    marketing = await create_group(
+        session, owner.id, "Marketing", "Campaigns, events and content.",
+        [SourceRef("role_and_subordinates", roles["VP Marketing"].id), SourceRef("user", owner.id)],
+    )
+    await create_group(
+        session, owner.id, "Leadership", "The people who sign off on the quarter.",
+        [SourceRef("role", roles["CEO"].id), SourceRef("role", roles["VP Sales"].id), SourceRef("role", roles["VP Marketing"].id)],
+    )
+    maya, jonas, anna, priya = by_first["Maya"], by_first["Jonas"], by_first["Anna"], by_first["Priya"]
+
+    def as_reader(user: User, role: str) -> Reader:
+        return Reader(user.id, roles[role].id, False)
+
+    welcome = await create_post(
+        session, Reader(owner.id, roles["CEO"].id, True),
+        f"Welcome to Feeds! Say hello, @[group:{sales.id}] and @[group:{marketing.id}].", now,
+    )
+    await add_comment(session, as_reader(maya, "VP Sales"), welcome["id"], "Hello everyone, great to have the feed up and running.", now)
+    await create_post(
+        session, as_reader(jonas, "Sales Manager EMEA"),
+        f"@[user:{anna.id}] the Müller GmbH renewal is due next week: can you prepare the quote?", now, group_id=sales.id,
+    )
+    await create_post(session, as_reader(priya, "VP Marketing"), "The spring webinar series is live: 4 sessions, 600 sign-ups so far.", now)
 
 
 def _sample_email(first: str, last: str, slug: str) -> str:

@@ -117,6 +117,9 @@ async def test_load_sample_data_fills_people_roles_profiles_and_territories(clie
     assert {"CEO", "VP Sales", "Sales Representative"} <= {r["name"] for r in roles}
     assert len((await owner.get(f"/api/v1/orgs/{slug}/territories")).json()["territories"]) >= 4
     assert len((await owner.get(f"/api/v1/orgs/{slug}/profiles")).json()["profiles"]) >= 3
+    groups = (await owner.get(f"/api/v1/orgs/{slug}/groups")).json()["groups"]
+    assert {"Sales Team", "Marketing", "Leadership"} <= {g["name"] for g in groups}
+    assert len((await owner.get(f"/api/v1/orgs/{slug}/feed")).json()["items"]) >= 2
 
 
 async def test_only_the_super_admin_changes_the_slug_and_the_old_one_stops_working(client, settings):
