@@ -32,6 +32,8 @@ async def feed_page(session: AsyncSession, org: Org, channels: list[str], flt: F
     """
     position = cursors.decode(flt.cursor) if flt.cursor else None
     hidden = list(org.disabled_modules or [])
+    if flt.module is not None and flt.module in hidden:
+        return {"items": [], "next_cursor": None}
     per_channel = []
     for channel in channels:
         q = select(PostAudience.post_id, PostAudience.created_at).where(

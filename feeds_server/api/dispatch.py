@@ -65,7 +65,8 @@ def build_route(endpoint: Endpoint) -> Route:
             try:
                 return await _run(endpoint, request, services)
             except IntegrityError:
-                if not (endpoint.idempotent and request.headers.get("idempotency-key")) or endpoint.raw_body:
+                body_kept = getattr(request.state, "json_body", None) is not None
+                if not (endpoint.idempotent and request.headers.get("idempotency-key") and body_kept):
                     raise
                 # A concurrent request with the same key won the race: answer with its stored response.
                 return await _run(endpoint, request, services)
