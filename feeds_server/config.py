@@ -68,6 +68,7 @@ class Settings:
     connection_token_ttl_seconds: int = 300
     history_days: int = 7
     history_publications: int = 10_000
+    notifier_lease_seconds: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -105,6 +106,7 @@ class Settings:
             connection_token_ttl_seconds=_env_int("FEEDS_CONNECTION_TOKEN_TTL_SECONDS", 300),
             history_days=_env_int("FEEDS_HISTORY_DAYS", 7),
             history_publications=_env_int("FEEDS_HISTORY_PUBLICATIONS", 10_000),
+            notifier_lease_seconds=float(_env_int("FEEDS_NOTIFIER_LEASE_SECONDS", 60)),
         )
 
     @property

@@ -24,7 +24,6 @@ from feeds_server.store.scope import org_session
 log = logging.getLogger("feeds_server.notifier")
 
 POLL_SECONDS = 1.0
-LEASE_SECONDS = 60.0
 
 
 class PermanentFailure(Exception):
@@ -35,8 +34,9 @@ class TransientFailure(Exception):
     """Try again later (connection refused, timeouts, 4xx)."""
 
 
-async def run(services: Services, burst: bool = False, lease_seconds: float = LEASE_SECONDS, stop: asyncio.Event | None = None) -> int:
+async def run(services: Services, burst: bool = False, stop: asyncio.Event | None = None) -> int:
     """Send until stopped; with `burst`, until nothing is due (tests drain the outbox this way)."""
+    lease_seconds = services.settings.notifier_lease_seconds
     sent = 0
     while stop is None or not stop.is_set():
         batches = await outbox.claim(services.sessions, services.clock(), lease_seconds)
