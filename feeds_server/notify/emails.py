@@ -7,23 +7,29 @@ import hashlib
 import hmac
 import html
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, formatdate
 from typing import Any
 
 from feeds_server.config import Settings
 from feeds_server.store.models import EmailJob, Org, User
 
 
-def _message(settings: Settings, to: str, subject: str, text: str, html_body: str, message_id: str) -> EmailMessage:
-    msg = EmailMessage()
+def _message(settings: Settings, to: str, subject: str, text: str, html_body: str, message_id: str) -> Message:
+    # The compat32 MIME classes: the same bytes on the wire, several times cheaper to build than
+    # EmailMessage with the default policy (it matters at hundreds of emails a second).
+    msg = MIMEMultipart("alternative")
     msg["From"] = settings.mail_from
     msg["To"] = to
-    msg["Subject"] = subject
+    msg["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
     msg["Message-ID"] = message_id
+    msg["Date"] = formatdate(usegmt=True)
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text)
-    msg.add_alternative(html_body, subtype="html")
+    msg.attach(MIMEText(text, "plain", "utf-8"))
+    msg.attach(MIMEText(html_body, "html", "utf-8"))
     return msg
 
 
@@ -39,7 +45,7 @@ def invitation_payload(org: Org, inviter: User, invitation_id: int, expires_at: 
     }
 
 
-def invitation_email_from_payload(settings: Settings, job: EmailJob) -> EmailMessage:
+def invitation_email_from_payload(settings: Settings, job: EmailJob) -> Message:
     """The invitation with its accept link (the link is the only way in for IP-restricted orgs)."""
     p = job.payload
     link = f"{settings.public_url}/#/invitation/{p['token']}"
@@ -81,7 +87,7 @@ def check_unsubscribe_token(secret: str, token: str) -> tuple[int, int] | None:
     return org_id, user_id
 
 
-def mention_email(settings: Settings, org: Org, user: User, items: list[dict[str, Any]], message_id: str, unsub_token: str) -> EmailMessage:
+def mention_email(settings: Settings, org: Org, user: User, items: list[dict[str, Any]], message_id: str, unsub_token: str) -> Message:
     """One email for a batch of mentions of one user in one org, with one-click unsubscribe."""
     e = html.escape
     unsubscribe_url = f"{settings.public_url}/api/v1/unsubscribe/{unsub_token}"

@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import time
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 
 
@@ -14,10 +14,10 @@ class MaildirMailer:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         await asyncio.to_thread(self._write, message)
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write(self, message: Message) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         msg_id = re.sub(r"[^A-Za-z0-9._-]", "_", str(message.get("Message-ID", "")).strip("<>")) or "message"
         final = self.folder / f"{time.time_ns()}-{msg_id}.eml"

@@ -1,27 +1,58 @@
-"""Mail sent through an SMTP server with aiosmtplib (TLS and auth from the settings)."""
+"""Mail sent through an SMTP server with aiosmtplib (TLS and auth from the settings).
+
+Connections are kept open and reused (a small pool), so a busy worker does not pay a TCP and TLS
+handshake per email. A connection that fails is dropped; the error goes to the caller, who decides
+whether to retry.
+"""
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+import asyncio
+from email.message import Message
 
 import aiosmtplib
 
 from feeds_server.config import Settings
 
+POOL_SIZE = 8
+
 
 class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(POOL_SIZE)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
-        await aiosmtplib.send(
-            message,
+        client = aiosmtplib.SMTP(
             hostname=s.smtp_host,
             port=s.smtp_port,
-            username=s.smtp_user or None,
-            password=s.smtp_password or None,
             use_tls=s.smtp_tls == "tls",
             start_tls=True if s.smtp_tls == "starttls" else False,
             timeout=30,
         )
+        await client.connect()
+        if s.smtp_user:
+            await client.login(s.smtp_user, s.smtp_password)
+        return client
+
+    async def send(self, message: Message) -> None:
+        async with self._slots:
+            client = self._idle.pop() if self._idle else await self._connect()
+            try:
+                if not client.is_connected:
+                    client = await self._connect()
+                await client.send_message(message)
+            except BaseException:
+                client.close()
+                raise
+            self._idle.append(client)
+
+    async def close(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()

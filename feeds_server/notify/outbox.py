@@ -52,14 +52,8 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
                 .with_for_update(skip_locked=True)
             )
         ).scalars().all()
-        taken: set[int] = set()
-        for leader in leaders:
-            if leader.id in taken:
-                continue
-            jobs = await _batch_jobs(session, leader)
-            jobs = [j for j in jobs if j.id not in taken]
-            if not jobs:
-                continue
+        groups = await _batch_groups(session, list(leaders))
+        for leader, jobs in groups:
             batch_id = leader.batch_id or min(j.id for j in jobs)
             attempts = max(j.attempts for j in jobs) + 1
             await session.execute(
@@ -67,27 +61,53 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
                 .where(EmailJob.id.in_([j.id for j in jobs]))
                 .values(status="sending", lease_until=lease_until, batch_id=batch_id, attempts=attempts)
             )
-            taken.update(j.id for j in jobs)
             batches.append(
                 Batch(batch_id, leader.org_id, leader.kind, leader.to_email, leader.user_id, tuple(sorted(j.id for j in jobs)), attempts)
             )
     return batches
 
 
-async def _batch_jobs(session: AsyncSession, leader: EmailJob) -> list[EmailJob]:
-    """A re-claimed batch keeps its jobs; a new mention batch gathers all the user's pending mentions."""
-    if leader.batch_id is not None and leader.status == "sending":
-        stmt = select(EmailJob).where(EmailJob.batch_id == leader.batch_id, EmailJob.status == "sending")
-    elif leader.kind == "mention":
-        stmt = select(EmailJob).where(
-            EmailJob.org_id == leader.org_id,
-            EmailJob.user_id == leader.user_id,
-            EmailJob.kind == "mention",
-            EmailJob.status == "pending",
+async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[tuple[EmailJob, list[EmailJob]]]:
+    """Each leader with the jobs that go out with it, gathered in two queries for all leaders.
+
+    A re-claimed batch keeps its jobs; a new mention batch takes all the user's pending mentions.
+    """
+    reclaimed = {j.batch_id for j in leaders if j.batch_id is not None and j.status == "sending"}
+    users = {(j.org_id, j.user_id) for j in leaders if j.kind == "mention"} - {
+        (j.org_id, j.user_id) for j in leaders if j.batch_id in reclaimed and j.status == "sending"
+    }
+    by_batch: dict[int, list[EmailJob]] = {}
+    if reclaimed:
+        stmt = select(EmailJob).where(EmailJob.batch_id.in_(reclaimed), EmailJob.status == "sending").with_for_update(skip_locked=True)
+        for job in (await session.execute(stmt)).scalars():
+            by_batch.setdefault(job.batch_id, []).append(job)  # type: ignore[arg-type]
+    by_user: dict[tuple[int, int | None], list[EmailJob]] = {}
+    if users:
+        stmt = (
+            select(EmailJob)
+            .where(EmailJob.kind == "mention", EmailJob.status == "pending", EmailJob.user_id.in_({u for _, u in users}))
+            .with_for_update(skip_locked=True)
         )
-    else:
-        return [leader]
-    return list((await session.execute(stmt.with_for_update(skip_locked=True))).scalars())
+        for job in (await session.execute(stmt)).scalars():
+            if (job.org_id, job.user_id) in users:
+                by_user.setdefault((job.org_id, job.user_id), []).append(job)
+    out: list[tuple[EmailJob, list[EmailJob]]] = []
+    taken: set[int] = set()
+    for leader in leaders:
+        if leader.id in taken:
+            continue
+        if leader.batch_id in reclaimed and leader.status == "sending":
+            jobs = by_batch.get(leader.batch_id, [leader])  # type: ignore[arg-type]
+        elif leader.kind == "mention":
+            jobs = by_user.get((leader.org_id, leader.user_id), []) or [leader]
+        else:
+            jobs = [leader]
+        jobs = [j for j in jobs if j.id not in taken]
+        if not jobs:
+            continue
+        taken.update(j.id for j in jobs)
+        out.append((leader, jobs))
+    return out
 
 
 async def jobs(sessions: async_sessionmaker[AsyncSession], job_ids: tuple[int, ...]) -> list[EmailJob]:
@@ -107,8 +127,11 @@ async def mark(
         values.update(sent_at=now, message_id=message_id, payload={})
     if error is not None:
         values["last_error"] = error[:2000]
+    stmt = update(EmailJob).where(EmailJob.id.in_(list(job_ids)), EmailJob.status == "sending").values(**values)
     async with account_session(sessions) as session:
-        await session.execute(update(EmailJob).where(EmailJob.id.in_(list(job_ids)), EmailJob.status == "sending").values(**values))
+        # A Core-level statement on the session's connection: recording a send is the hot path.
+        conn = await session.connection()
+        await conn.execute(stmt)
 
 
 def backoff(attempts: int) -> float:

@@ -12,18 +12,23 @@ import asyncio
 import logging
 import ssl
 import aiosmtplib
+from dataclasses import replace
+from email.message import Message
+
 from sqlalchemy import select
+from sqlalchemy.orm import aliased
 
 from feeds_server.notify import outbox
 from feeds_server.notify.emails import invitation_email_from_payload, mention_email, unsubscribe_token
 from feeds_server.notify.mailer import Mailer
 from feeds_server.services import Services
 from feeds_server.store.models import Comment, EmailJob, Notification, NotificationSettings, Org, Post, User
-from feeds_server.store.scope import org_session
+from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.notifier")
 
 POLL_SECONDS = 1.0
+CLAIM_BATCHES = 64
 
 
 class PermanentFailure(Exception):
@@ -39,9 +44,10 @@ async def run(services: Services, burst: bool = False, stop: asyncio.Event | Non
     lease_seconds = services.settings.notifier_lease_seconds
     sent = 0
     while stop is None or not stop.is_set():
-        batches = await outbox.claim(services.sessions, services.clock(), lease_seconds)
-        for batch in batches:
-            sent += await _process(services, batch)
+        batches = await outbox.claim(services.sessions, services.clock(), lease_seconds, max_batches=CLAIM_BATCHES)
+        # Batches of one claim go out concurrently: each is one recipient, independent of the others.
+        composed = await _compose_all(services, batches) if batches else []
+        sent += sum(await asyncio.gather(*(_process(services, b, c) for b, c in zip(batches, composed))))
         if not batches:
             if burst:
                 return sent
@@ -59,14 +65,13 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
         pass
 
 
-async def _process(services: Services, batch: outbox.Batch) -> int:
+async def _process(services: Services, batch: outbox.Batch, composed: tuple[Message | None, list[int], list[int]] | Exception) -> int:
     now = services.clock()
-    try:
-        message, keep, skip = await _compose(services, batch)
-    except Exception as exc:  # a rendering bug must not wedge the outbox
-        log.exception("could not compose batch %s", batch.batch_id)
-        await outbox.mark(services.sessions, batch.job_ids, "failed", now, error=f"compose: {exc}")
+    if isinstance(composed, Exception):  # a rendering bug must not wedge the outbox
+        log.error("could not compose batch %s: %r", batch.batch_id, composed)
+        await outbox.mark(services.sessions, batch.job_ids, "failed", now, error=f"compose: {composed!r}")
         return 0
+    message, keep, skip = composed
     await outbox.mark(services.sessions, skip, "skipped", now)
     if message is None:
         return 0
@@ -78,7 +83,7 @@ async def _process(services: Services, batch: outbox.Batch) -> int:
         return 0
     except TransientFailure as exc:
         log.info("email to %s will be retried: %s", batch.to_email, exc)
-        await outbox.retry_later(services.sessions, outbox.Batch(**{**batch.__dict__, "job_ids": tuple(keep)}), services.clock(), str(exc))
+        await outbox.retry_later(services.sessions, replace(batch, job_ids=tuple(keep)), services.clock(), str(exc))
         return 0
     await outbox.mark(services.sessions, keep, "sent", services.clock(), message_id=str(message["Message-ID"]))
     return 1
@@ -97,39 +102,59 @@ async def send(mailer: Mailer, message) -> None:  # type: ignore[no-untyped-def]
         raise TransientFailure(repr(exc)) from exc
 
 
-async def _compose(services: Services, batch: outbox.Batch):  # type: ignore[no-untyped-def]
-    """(message or None, job ids sent by it, job ids skipped)."""
-    if batch.kind == "invitation":
-        jobs = await outbox.jobs(services.sessions, batch.job_ids)
-        return invitation_email_from_payload(services.settings, jobs[0]), list(batch.job_ids), []
-    async with org_session(services.sessions, batch.org_id) as session:
-        org = (await session.execute(select(Org).where(Org.id == batch.org_id))).scalar_one()
-        user = (await session.execute(select(User).where(User.id == batch.user_id))).scalar_one_or_none()
-        prefs = (await session.execute(select(NotificationSettings).where(NotificationSettings.user_id == batch.user_id))).scalar_one_or_none()
+Composed = tuple[Message | None, list[int], list[int]]  # (message, job ids it sends, job ids skipped)
+
+
+async def _compose_all(services: Services, batches: list[outbox.Batch]) -> list[Composed | Exception]:
+    """Render every claimed batch with a handful of queries in all (not a handful per email)."""
+    job_ids = [j for b in batches for j in b.job_ids]
+    author = aliased(User)
+    async with account_session(services.sessions) as session:
         rows = (
             await session.execute(
-                select(EmailJob, Notification)
+                select(EmailJob, Notification, Post.id, Comment.id, author.name)
                 .outerjoin(Notification, Notification.id == EmailJob.notification_id)
-                .where(EmailJob.id.in_(batch.job_ids))
+                .outerjoin(Post, Post.id == Notification.post_id)
+                .outerjoin(Comment, Comment.id == Notification.comment_id)
+                .outerjoin(author, author.id == Notification.actor_id)
+                .where(EmailJob.id.in_(job_ids))
                 .order_by(EmailJob.id)
             )
         ).all()
-        keep, skip, items = [], [], []
-        for job, note in rows:
-            # Deleted item (the notification went with it), read in the app already, or emails turned off.
-            if note is None or note.read_at is not None or user is None or (prefs is not None and not prefs.mention_emails):
-                skip.append(job.id)
-                continue
-            post = (await session.execute(select(Post).where(Post.id == note.post_id))).scalar_one_or_none()
-            if post is None or (note.comment_id and (await session.execute(select(Comment.id).where(Comment.id == note.comment_id))).first() is None):
-                skip.append(job.id)
-                continue
-            author = (await session.execute(select(User.name).where(User.id == note.actor_id))).scalar_one_or_none() or "Someone"
-            items.append({"author": author, "excerpt": note.data.get("excerpt", ""), "post_id": post.id, "comment_id": note.comment_id})
-            keep.append(job.id)
-    if not items or user is None:
+        user_ids = {b.user_id for b in batches if b.user_id is not None}
+        org_ids = {b.org_id for b in batches}
+        users = {u.id: u for u in (await session.execute(select(User).where(User.id.in_(user_ids)))).scalars()}
+        orgs_ = {o.id: o for o in (await session.execute(select(Org).where(Org.id.in_(org_ids)))).scalars()}
+        prefs = {
+            (p.org_id, p.user_id): p
+            for p in (await session.execute(select(NotificationSettings).where(NotificationSettings.user_id.in_(user_ids)))).scalars()
+        }
+    by_job = {row[0].id: row for row in rows}
+    out: list[Composed | Exception] = []
+    for batch in batches:
+        try:
+            out.append(_compose(services, batch, [by_job[j] for j in batch.job_ids if j in by_job], users, orgs_, prefs))
+        except Exception as exc:  # noqa: BLE001 - reported per batch by _process
+            out.append(exc)
+    return out
+
+
+def _compose(services: Services, batch: outbox.Batch, rows: list, users: dict, orgs_: dict, prefs: dict) -> Composed:  # type: ignore[type-arg]
+    if batch.kind == "invitation":
+        return invitation_email_from_payload(services.settings, rows[0][0]), list(batch.job_ids), []
+    org, user = orgs_.get(batch.org_id), users.get(batch.user_id)
+    pref = prefs.get((batch.org_id, batch.user_id))
+    keep, skip, items = [], [], []
+    for job, note, post_id, comment_id, author_name in rows:
+        # Deleted item (the notification went with it), read in the app already, or emails turned off.
+        gone = note is None or post_id is None or (note.comment_id is not None and comment_id is None)
+        if gone or note.read_at is not None or user is None or org is None or (pref is not None and not pref.mention_emails):
+            skip.append(job.id)
+            continue
+        items.append({"author": author_name or "Someone", "excerpt": note.data.get("excerpt", ""), "post_id": post_id, "comment_id": note.comment_id})
+        keep.append(job.id)
+    if not items:
         return None, [], skip
     token = unsubscribe_token(services.settings.secret_key, org.id, user.id)
     message = mention_email(services.settings, org, user, items, f"<mention.{org.id}.{user.id}.{batch.batch_id}@feeds.local>", token)
     return message, keep, skip
-
