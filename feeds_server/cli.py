@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="on an empty database, create the demo account and org")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
-    notifier = sub.add_parser("notifier", help="run the email worker (mention and invitation emails)")
+    notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, notes back to the CRM")
     notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
@@ -79,8 +79,11 @@ async def _notifier(settings: Settings, burst: bool) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from feeds_server.actions.webhooks import deliver_webhooks
+
     try:
-        sent = await worker.run(services, burst=burst, stop=stop)
+        # Emails and the CRM note webhooks: two outboxes, one worker process.
+        sent, _ = await asyncio.gather(worker.run(services, burst=burst, stop=stop), deliver_webhooks(services, burst=burst, stop=stop))
     finally:
         await services.close()
     logging.getLogger("feeds_server.notifier").info("notifier stopped after sending %d emails", sent)

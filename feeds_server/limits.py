@@ -64,3 +64,10 @@ MAX_MENTION_BATCH_SECONDS = 24 * 3600
 EMAIL_MAX_ATTEMPTS = 12
 EMAIL_RETRY_BASE_SECONDS = 2.0
 EMAIL_RETRY_MAX_SECONDS = 3600.0
+
+# Records (F-FOLLOW-*): fields kept per record, key fields on a business card, rule preview size,
+# webhook retries.
+MAX_RECORD_FIELDS = 200
+BUSINESS_CARD_FIELDS = 5
+RULE_PREVIEW_RECORDS = 50
+WEBHOOK_MAX_ATTEMPTS = 15

@@ -13,6 +13,7 @@ from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import ORG, OrgGraph, group_channel, mention_channel, user_channel
 from feeds_server.actions.notifications import notify_mentions
+from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
 from feeds_server.errors import Forbidden, NotFound, ValidationFailed
 from feeds_server.store.events import append_event
@@ -171,6 +172,8 @@ async def add_comment(session: AsyncSession, author: Reader, post_id: int, body:
     view = (await comment_views(session, [comment]))[0]
     append_event(session, "comment.created", {"post_id": post.id, "comment": view}, author.user_id, channels)
     await _notify(session, refs, author.user_id, post.id, comment.id, channels, view, now)
+    if post.kind == RECORD:
+        await enqueue_note(session, post, view, author.user_id, now)  # F-FOLLOW-10: back to the CRM as a note
     return view
 
 

@@ -13,6 +13,14 @@ from feeds_server.store.models.feed import (
 )
 from feeds_server.store.models.identity import AuthToken, User
 from feeds_server.store.models.notify import EmailJob, Notification, NotificationSettings
+from feeds_server.store.models.records import (
+    AutoFollowRule,
+    Follow,
+    IntegrationWebhook,
+    Record,
+    RecordEventSeen,
+    WebhookDelivery,
+)
 from feeds_server.store.models.orgs import (
     Integration,
     Invitation,
@@ -25,6 +33,12 @@ from feeds_server.store.models.orgs import (
 )
 
 __all__ = [
+    "AutoFollowRule",
+    "Follow",
+    "IntegrationWebhook",
+    "Record",
+    "RecordEventSeen",
+    "WebhookDelivery",
     "Attachment",
     "ChannelHistory",
     "EmailJob",

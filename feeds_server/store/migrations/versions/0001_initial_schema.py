@@ -59,6 +59,25 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orgs')),
     sa.UniqueConstraint('slug', name=op.f('uq_orgs_slug'))
     )
+    op.create_table('auto_follow_rules',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('creator_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=2000), nullable=False),
+    sa.Column('module', sa.String(length=64), nullable=False),
+    sa.Column('criteria', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('followers', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['creator_id'], ['users.id'], name=op.f('fk_auto_follow_rules_creator_id_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_auto_follow_rules_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_auto_follow_rules'))
+    )
+    with op.batch_alter_table('auto_follow_rules', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_auto_follow_rules_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_rules_module', ['org_id', 'module'], unique=False)
+
     op.create_table('channel_history',
     sa.Column('channel', sa.String(length=40), nullable=False),
     sa.Column('pruned_through', sa.BigInteger(), nullable=False),
@@ -168,6 +187,16 @@ def upgrade() -> None:
     with op.batch_alter_table('profiles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_profiles_org_id'), ['org_id'], unique=False)
 
+    op.create_table('record_events_seen',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_record_events_seen_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('org_id', 'event_id', name=op.f('pk_record_events_seen'))
+    )
+    with op.batch_alter_table('record_events_seen', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_record_events_seen_org_id'), ['org_id'], unique=False)
+
     op.create_table('roles',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -205,6 +234,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('group_sources', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_group_sources_org_id'), ['org_id'], unique=False)
+
+    op.create_table('integration_webhooks',
+    sa.Column('integration_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('secret', sa.String(length=128), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_integration_webhooks_integration_id_integrations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_integration_webhooks_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('integration_id', name=op.f('pk_integration_webhooks'))
+    )
+    with op.batch_alter_table('integration_webhooks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_integration_webhooks_org_id'), ['org_id'], unique=False)
 
     op.create_table('invitations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -269,6 +310,32 @@ def upgrade() -> None:
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_posts_org_id'), ['org_id'], unique=False)
 
+    op.create_table('records',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('module', sa.String(length=64), nullable=False),
+    sa.Column('crm_id', sa.String(length=128), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('owner_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('creator_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('territory_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('fields', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('last_post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_activity_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['creator_id'], ['users.id'], name=op.f('fk_records_creator_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_records_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['owner_id'], ['users.id'], name=op.f('fk_records_owner_id_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['territory_id'], ['territories.id'], name=op.f('fk_records_territory_id_territories'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_records')),
+    sa.UniqueConstraint('org_id', 'module', 'crm_id', name=op.f('uq_records_org_id_module_crm_id'))
+    )
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.create_index('ix_records_dormant', ['org_id', 'last_activity_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_records_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_records_owner', ['org_id', 'owner_id', 'last_activity_at'], unique=False)
+
     op.create_table('territory_members',
     sa.Column('territory_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -280,6 +347,26 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('territory_members', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_territory_members_org_id'), ['org_id'], unique=False)
+
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('integration_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('delivered_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['integration_id'], ['integrations.id'], name=op.f('fk_webhook_deliveries_integration_id_integrations'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_webhook_deliveries_org_id_orgs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries'))
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_deliveries_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_webhook_due', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('attachments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -316,6 +403,22 @@ def upgrade() -> None:
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_comments_org_id'), ['org_id'], unique=False)
         batch_op.create_index('ix_comments_post', ['org_id', 'post_id', 'id'], unique=False)
+
+    op.create_table('follows',
+    sa.Column('record_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('module', sa.String(length=64), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('created_at', feeds_server.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('org_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['orgs.id'], name=op.f('fk_follows_org_id_orgs'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['record_id'], ['records.id'], name=op.f('fk_follows_record_id_records'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_follows_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('org_id', 'record_id', 'user_id', name=op.f('pk_follows'))
+    )
+    with op.batch_alter_table('follows', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_follows_org_id'), ['org_id'], unique=False)
+        batch_op.create_index('ix_follows_user', ['org_id', 'user_id', 'module', 'record_id'], unique=False)
 
     op.create_table('post_audience',
     sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -428,6 +531,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_post_audience_feed')
 
     op.drop_table('post_audience')
+    with op.batch_alter_table('follows', schema=None) as batch_op:
+        batch_op.drop_index('ix_follows_user')
+        batch_op.drop_index(batch_op.f('ix_follows_org_id'))
+
+    op.drop_table('follows')
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.drop_index('ix_comments_post')
         batch_op.drop_index(batch_op.f('ix_comments_org_id'))
@@ -438,10 +546,21 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_attachments_org_id'))
 
     op.drop_table('attachments')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_due')
+        batch_op.drop_index(batch_op.f('ix_webhook_deliveries_org_id'))
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('territory_members', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_territory_members_org_id'))
 
     op.drop_table('territory_members')
+    with op.batch_alter_table('records', schema=None) as batch_op:
+        batch_op.drop_index('ix_records_owner')
+        batch_op.drop_index(batch_op.f('ix_records_org_id'))
+        batch_op.drop_index('ix_records_dormant')
+
+    op.drop_table('records')
     with op.batch_alter_table('posts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_posts_org_id'))
 
@@ -456,6 +575,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invitations_email'))
 
     op.drop_table('invitations')
+    with op.batch_alter_table('integration_webhooks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_integration_webhooks_org_id'))
+
+    op.drop_table('integration_webhooks')
     with op.batch_alter_table('group_sources', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_group_sources_org_id'))
 
@@ -468,6 +591,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_roles_org_id'))
 
     op.drop_table('roles')
+    with op.batch_alter_table('record_events_seen', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_record_events_seen_org_id'))
+
+    op.drop_table('record_events_seen')
     with op.batch_alter_table('profiles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_profiles_org_id'))
 
@@ -501,6 +628,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_channel_history_org_id'))
 
     op.drop_table('channel_history')
+    with op.batch_alter_table('auto_follow_rules', schema=None) as batch_op:
+        batch_op.drop_index('ix_rules_module')
+        batch_op.drop_index(batch_op.f('ix_auto_follow_rules_org_id'))
+
+    op.drop_table('auto_follow_rules')
     op.drop_table('orgs')
     with op.batch_alter_table('auth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_auth_tokens_user_id'))
