@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
+    rules_cmd = sub.add_parser("rules", help="auto-follow rule files: validate, apply to an org")
+    rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True)
+    rules_validate = rules_sub.add_parser("validate", help="check a rule file (rules/schema.json)")
+    rules_validate.add_argument("file")
+    rules_apply = rules_sub.add_parser("apply", help="copy a rule file's rules into one org")
+    rules_apply.add_argument("--org", required=True, help="the org's access URL slug")
+    rules_apply.add_argument("file")
     sub.add_parser("routes", help="print the HTTP API's routes as a Markdown table (docs/api.md holds it)")
 
     args = parser.parse_args(argv)
@@ -46,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "notifier":
         return asyncio.run(_notifier(settings, args.burst))
+    if args.command == "rules":
+        from feeds_server import rules_cli
+
+        if args.rules_command == "validate":
+            return rules_cli.validate(args.file)
+        return asyncio.run(rules_cli.apply(settings, args.org, args.file))
     if args.command == "routes":
         from feeds_server.api.app import routes_markdown
 

@@ -11,9 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server.actions.groups import SourceRef, create_group
 from feeds_server.actions.orgs import join_org
 from feeds_server.actions.posts import Reader, add_comment, create_post
+from feeds_server.actions.records import RecordEvent, ingest
+from feeds_server.actions.rules import create_rule
+from feeds_server.domain.records import Followers
 from feeds_server.domain import permissions as perms
 from feeds_server.passwords import Passwords
-from feeds_server.store.models import Org, Profile, Role, Territory, TerritoryMember, User
+from feeds_server.store.models import Group, Org, Profile, Role, Territory, TerritoryMember, User
+from feeds_server.store.scope import current_org
 
 # (name, parent) — the tree under the CEO role every org starts with.
 ROLES = [
@@ -110,6 +114,38 @@ async def _groups_and_posts(session: AsyncSession, owner: User, users: list[User
         f"@[user:{anna.id}] the Müller GmbH renewal is due next week: can you prepare the quote?", now, group_id=sales.id,
     )
     await create_post(session, as_reader(priya, "VP Marketing"), "The spring webinar series is live: 4 sessions, 600 sign-ups so far.", now)
+    await _records_and_rules(session, owner, by_first, roles, now)
+
+
+# (module, crm id, name, owner first name, fields)
+RECORDS = [
+    ("Deals", "D-1001", "Müller GmbH — 200 seats", "Anna", {"Amount": 84000, "Stage": "Negotiation/Review", "Closing Date": "2027-01-15"}),
+    ("Deals", "D-1002", "Nordvik AS — pilot", "Sven", {"Amount": 12000, "Stage": "Qualification", "Closing Date": "2027-02-01"}),
+    ("Deals", "D-1003", "Andes Logistics — renewal", "Daniel", {"Amount": 56000, "Stage": "Proposal/Price Quote", "Closing Date": "2026-12-20"}),
+    ("Leads", "L-2001", "Grace Hopper (Cobol Corp)", "Jonas", {"Rating": "Hot", "Lead Source": "Webinar", "Annual Revenue": 2500000}),
+    ("Leads", "L-2002", "Alan Turing (Bletchley Ltd)", "Sven", {"Rating": "Warm", "Lead Source": "Trade show", "Annual Revenue": 400000}),
+    ("Accounts", "A-3001", "Müller GmbH", "Anna", {"Industry": "Manufacturing", "Employees": 1200, "Account Type": "Customer"}),
+    ("Accounts", "A-3002", "Andes Logistics", "Daniel", {"Industry": "Transport", "Employees": 340, "Account Type": "Customer"}),
+    ("Contacts", "C-4001", "Klaus Müller", "Anna", {"Title": "Head of IT", "Email": "klaus@mueller.example"}),
+]
+
+
+async def _records_and_rules(session: AsyncSession, owner: User, by_first: dict[str, User], roles: dict[str, Role], now: datetime) -> None:
+    """An auto-follow rule, then records in several modules reported as the CRM would."""
+    leadership = (await session.execute(select(Group).where(Group.name == "Leadership"))).scalar_one()
+    await create_rule(
+        session, owner.id, True, "High-value deals in negotiation", "Deals",
+        {"and": [{"field": "Amount", "type": "number", "op": "gt", "value": 50000},
+                 {"field": "Stage", "type": "picklist", "op": "in", "value": ["Negotiation/Review", "Proposal/Price Quote"]}]},
+        Followers(creator=True, owner_superior_role=True, groups=(leadership.id,)), "Big deals close to closing.", now,
+    )
+    org = (await session.execute(select(Org).where(Org.id == current_org(session)))).scalar_one()
+    events = [
+        RecordEvent(event_id=f"sample-{crm_id}", type="created", module=module, crm_id=crm_id, name=name,
+                    owner_email=by_first[who].email, creator_email=by_first[who].email, fields=fields)
+        for module, crm_id, name, who, fields in RECORDS
+    ]
+    await ingest(session, org, events, now)
 
 
 def _sample_email(first: str, last: str, slug: str) -> str:

@@ -239,3 +239,13 @@ async def test_edition_is_a_field_and_users_belong_to_orgs_of_different_editions
     assert editions == {a["slug"]: "professional", b["slug"]: "enterprise-trial"}
     async with account_session(services.sessions) as session:
         await session.execute(update(Org).where(Org.id == a["id"]).values(name="Renamed"))
+
+
+async def test_sample_data_has_records_in_several_modules_and_an_auto_follow_rule(client):
+    """F-ORG-3: users, groups, records, posts and auto-follow rules."""
+    owner = await factory.sign_up(client, factory.unique("Owner"))
+    org = await factory.create_org(owner, load_sample_data=True)
+    rules = (await owner.get(f"/api/v1/orgs/{org['slug']}/rules")).json()["created_by_me"]
+    assert [r["name"] for r in rules] == ["High-value deals in negotiation"]
+    feed = (await owner.get(f"/api/v1/orgs/{org['slug']}/feed", params={"module": "Deals"})).json()["items"]
+    assert {i["data"]["record"]["name"] for i in feed} == {"Müller GmbH — 200 seats", "Andes Logistics — renewal"}
