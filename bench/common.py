@@ -14,6 +14,8 @@ PG_ADMIN = os.environ.get("FEEDS_BENCH_PG_URL", "postgresql+asyncpg://postgres@1
 
 @asynccontextmanager
 async def fresh_database(name: str) -> AsyncIterator[str]:
+    """A new database named after the bench and this process, so concurrent runs never collide."""
+    name = f"{name}_{os.getpid()}"
     admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

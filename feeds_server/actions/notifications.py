@@ -92,11 +92,11 @@ async def notify_record_change(
         targets.setdefault(user_id, RECORD_FOLLOWED)
     if actor_id is not None:
         targets.pop(actor_id, None)
-    for user_id, kind in sorted(targets.items()):
-        note = Notification(user_id=user_id, kind=kind, actor_id=actor_id, post_id=post_id, data=data, created_at=now)
-        session.add(note)
-        await session.flush()
-        append_event(session, "notification.created", {"notification": notification_view(note)}, actor_id, [user_channel(user_id)])
+    notes = [Notification(user_id=u, kind=kind, actor_id=actor_id, post_id=post_id, data=data, created_at=now) for u, kind in sorted(targets.items())]
+    session.add_all(notes)
+    await session.flush()
+    for note in notes:
+        append_event(session, "notification.created", {"notification": notification_view(note)}, actor_id, [user_channel(note.user_id)])
 
 
 async def _settings(session: AsyncSession, users: Iterable[int]) -> dict[int, tuple[bool, int]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import and_, select, tuple_, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
@@ -134,12 +134,12 @@ async def _created_or_edited(b: _Batch, ev: RecordEvent, record: Record | None) 
     record.last_activity_at = b.now
     record.deleted_at = None
     await b.session.flush()
-    if record.owner_id is not None:
-        await follow(b.session, record, record.owner_id, OWNER, b.now)
     assert b.rules is not None
     facts = RecordFacts(record.owner_id, record.creator_id, record.territory_id)
-    for user_id in await b.rules.followers_for(b.session, record.module, merged, facts):
-        await follow(b.session, record, user_id, RULE, b.now)
+    wanted = {u: RULE for u in await b.rules.followers_for(b.session, record.module, merged, facts)}
+    if record.owner_id is not None:
+        wanted[record.owner_id] = OWNER
+    await _follow_many(b.session, record, wanted, b.now)
     changes = [] if created else field_changes(old_fields, merged, ev.changes)
     await _item(b, record, "created" if created else "edited", changes, b.person(ev.actor_email))
     return record
@@ -205,6 +205,16 @@ async def _note(b: _Batch, ev: RecordEvent, record: Record) -> None:
     append_event(b.session, "comment.created", {"post_id": record.last_post_id, "comment": view}, comment.author_id, channels)
 
 
+async def _follow_many(session: AsyncSession, record: Record, wanted: dict[int, str], now: datetime) -> None:
+    """Add the follows that do not exist yet, in one round trip."""
+    if not wanted:
+        return
+    existing = set((await session.execute(select(Follow.user_id).where(Follow.record_id == record.id))).scalars())
+    session.add_all(
+        Follow(record_id=record.id, user_id=u, module=record.module, source=src, created_at=now) for u, src in wanted.items() if u not in existing
+    )
+
+
 async def follow(session: AsyncSession, record: Record, user_id: int, source: str, now: datetime) -> bool:
     """Idempotent; returns whether a new follow was made."""
     exists = (await session.execute(select(Follow.user_id).where(Follow.record_id == record.id, Follow.user_id == user_id))).first()
@@ -267,18 +277,25 @@ async def dormant(
 ) -> tuple[list[Record], str | None]:
     """F-FOLLOW-8: records the user owns or follows with no update for at least `days` days, oldest first."""
     cutoff = now - timedelta(days=check_dormant_days(days))
-    followed = select(Follow.record_id).where(Follow.user_id == user_id)
-    stmt = (
-        select(Record)
-        .where(Record.deleted_at.is_(None), Record.last_activity_at <= cutoff, or_(Record.owner_id == user_id, Record.id.in_(followed)))
-        .order_by(Record.last_activity_at, Record.id)
-        .limit(limit + 1)
-    )
-    if module:
-        stmt = stmt.where(Record.module == module)
-    if cursor:
-        at, rid = cursors.decode(cursor)
-        stmt = stmt.where(tuple_(Record.last_activity_at, Record.id) > tuple_(at, rid))
+    position = cursors.decode(cursor) if cursor else None
+
+    def narrow(stmt):  # type: ignore[no-untyped-def]
+        stmt = stmt.where(Record.deleted_at.is_(None), Record.last_activity_at <= cutoff)
+        if module:
+            stmt = stmt.where(Record.module == module)
+        if position is not None:
+            stmt = stmt.where(tuple_(Record.last_activity_at, Record.id) > tuple_(*position))
+        return stmt.order_by(Record.last_activity_at, Record.id).limit(limit + 1)
+
+    # Owned and followed records are two index-ordered scans, merged: an OR of the two would make the
+    # database walk every dormant record of the org.
+    owned = narrow(select(Record.id, Record.last_activity_at).where(Record.owner_id == user_id)).subquery().select()
+    followed = narrow(
+        select(Record.id, Record.last_activity_at).join(Follow, and_(Follow.record_id == Record.id, Follow.org_id == Record.org_id)).where(Follow.user_id == user_id)
+    ).subquery().select()
+    merged = union(owned, followed).subquery()
+    ids = select(merged.c.id).order_by(merged.c.last_activity_at, merged.c.id).limit(limit + 1)
+    stmt = select(Record).where(Record.id.in_(ids)).order_by(Record.last_activity_at, Record.id)
     rows = list((await session.execute(stmt)).scalars())
     page = rows[:limit]
     nxt = cursors.encode(page[-1].last_activity_at, page[-1].id) if len(rows) > limit and page else None
