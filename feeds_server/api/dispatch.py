@@ -32,7 +32,7 @@ from feeds_server.errors import (
 from feeds_server.services import Services
 from feeds_server.store.events import take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
-from feeds_server.store.scope import set_org
+from feeds_server.store.scope import allow_cross_org, set_org
 
 log = logging.getLogger("feeds_server.api")
 
@@ -304,18 +304,18 @@ async def _member(ctx: Ctx, permission: str | None) -> None:
 
 
 async def _integration(ctx: Ctx) -> None:
-    await _org_from_path(ctx)
+    """The token is checked before the org, so a bad token answers the same for every slug."""
     token = bearer_token(ctx.request)
-    if not token or not token.startswith(tokens.INTEGRATION_PREFIX):
+    if not token or not token.startswith(tokens.INTEGRATION_PREFIX) or len(token) > 200:
         raise Unauthenticated("unauthenticated", "send the integration token as 'Authorization: Bearer <token>'")
+    allow_cross_org(ctx.session)
     integration = (
         await ctx.session.execute(select(Integration).where(Integration.token_hash == tokens.hash_secret(token)))
     ).scalar_one_or_none()
     if integration is None or integration.revoked_at is not None:
         raise Unauthenticated("invalid_token", "the integration token is unknown or revoked")
+    org = await _org_from_path(ctx)
+    if integration.org_id != org.id:
+        raise Unauthenticated("invalid_token", "the integration token is unknown or revoked")
     ctx.integration = integration
 
-
-def forbid_unless(condition: bool, code: str, message: str) -> None:
-    if not condition:
-        raise Forbidden(code, message)

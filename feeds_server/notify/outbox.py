@@ -8,11 +8,12 @@ runs out another worker takes the same batch again (same batch, same Message-ID)
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feeds_server import limits
@@ -150,3 +151,44 @@ async def retry_later(sessions: async_sessionmaker[AsyncSession], batch: Batch, 
             .where(EmailJob.id.in_(list(batch.job_ids)), EmailJob.status == "sending")
             .values(status="pending", lease_until=None, next_attempt_at=now + timedelta(seconds=backoff(batch.attempts)), last_error=error[:2000])
         )
+
+
+class SentLog:
+    """Records sends right after the mail server accepted them, many per transaction.
+
+    Each caller waits until its own send is committed; sends that complete while a commit is in
+    flight are committed together in the next one (group commit), so recording stays immediate
+    for the caller without a transaction per email.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._pending: list[tuple[list[int], str, datetime, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, job_ids: list[int], message_id: str, now: datetime) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((job_ids, message_id, now, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            items, self._pending = self._pending, []
+            rows = [{"jid": jid, "mid": mid, "at": at} for ids, mid, at, _ in items for jid in ids]
+            stmt = (
+                update(EmailJob)
+                .where(EmailJob.id == bindparam("jid"), EmailJob.status == "sending")
+                .values(status="sent", sent_at=bindparam("at"), message_id=bindparam("mid"), lease_until=None, payload={})
+            )
+            try:
+                async with account_session(self.sessions) as session:
+                    conn = await session.connection()
+                    await conn.execute(stmt, rows)
+            except Exception as exc:  # the callers see it; their leases make the batches retry
+                for *_, future in items:
+                    future.set_exception(exc)
+                continue
+            for *_, future in items:
+                future.set_result(None)

@@ -42,12 +42,13 @@ class TransientFailure(Exception):
 async def run(services: Services, burst: bool = False, stop: asyncio.Event | None = None) -> int:
     """Send until stopped; with `burst`, until nothing is due (tests drain the outbox this way)."""
     lease_seconds = services.settings.notifier_lease_seconds
+    sent_log = outbox.SentLog(services.sessions)
     sent = 0
     while stop is None or not stop.is_set():
         batches = await outbox.claim(services.sessions, services.clock(), lease_seconds, max_batches=CLAIM_BATCHES)
         # Batches of one claim go out concurrently: each is one recipient, independent of the others.
         composed = await _compose_all(services, batches) if batches else []
-        sent += sum(await asyncio.gather(*(_process(services, b, c) for b, c in zip(batches, composed))))
+        sent += sum(await asyncio.gather(*(_process(services, b, c, sent_log) for b, c in zip(batches, composed))))
         if not batches:
             if burst:
                 return sent
@@ -65,14 +66,17 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
         pass
 
 
-async def _process(services: Services, batch: outbox.Batch, composed: tuple[Message | None, list[int], list[int]] | Exception) -> int:
+async def _process(
+    services: Services, batch: outbox.Batch, composed: tuple[Message | None, list[int], list[int]] | Exception, sent_log: outbox.SentLog
+) -> int:
     now = services.clock()
     if isinstance(composed, Exception):  # a rendering bug must not wedge the outbox
         log.error("could not compose batch %s: %r", batch.batch_id, composed)
         await outbox.mark(services.sessions, batch.job_ids, "failed", now, error=f"compose: {composed!r}")
         return 0
     message, keep, skip = composed
-    await outbox.mark(services.sessions, skip, "skipped", now)
+    if skip:
+        await outbox.mark(services.sessions, skip, "skipped", now)
     if message is None:
         return 0
     try:
@@ -85,7 +89,7 @@ async def _process(services: Services, batch: outbox.Batch, composed: tuple[Mess
         log.info("email to %s will be retried: %s", batch.to_email, exc)
         await outbox.retry_later(services.sessions, replace(batch, job_ids=tuple(keep)), services.clock(), str(exc))
         return 0
-    await outbox.mark(services.sessions, keep, "sent", services.clock(), message_id=str(message["Message-ID"]))
+    await sent_log.record(keep, str(message["Message-ID"]), services.clock())
     return 1
 
 

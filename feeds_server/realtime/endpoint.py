@@ -209,6 +209,8 @@ def _answer(cmd: proto.Command, state: dict[str, float]) -> bytes | None:
         return None
     if cmd.kind == "send":
         return None
+    if cmd.kind == "ping":
+        return proto.encode_reply(cmd.id, "ping", {})
     if cmd.kind == "refresh":
         return proto.encode_reply(cmd.id, "refresh", {"client": "", "version": __version__, "expires": False})
     if cmd.kind in {"subscribe", "unsubscribe", "publish", "sub_refresh"}:

@@ -20,8 +20,8 @@ connect `data`, ...) are raw JSON embedded as is, not strings.
 
 Over a bidirectional WebSocket the server disconnects with a close frame (code, reason); the
 `disconnect` push is for unidirectional transports only (centrifuge's websocket transport
-disables it). Codes 3000–3499 and 4000–4499 tell the client to reconnect, 3500–3999 and
-4500–4999 not to.
+disables it). Codes 3000–3499, 4000–4499 and from 5000 tell the client to reconnect;
+3500–3999 and 4500–4999 not to.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ _METHOD_SET = frozenset(METHODS)
 MAX_COMMANDS_PER_FRAME = 100
 MAX_DEPTH = 32  # objects and arrays, the command itself being depth 1
 MAX_ID = 2**32 - 1  # Command.id is uint32
-_UINT32 = 2**32 - 1
 _UINT64 = 2**64 - 1
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
@@ -218,7 +217,7 @@ def _is_int(value: Any) -> bool:
 
 
 # A field checker takes the value and its path, returns the value to keep or raises.
-Checker = Callable[[Any, str], Any]
+_Checker = Callable[[Any, str], Any]
 
 
 def _fail(path: str, expected: str) -> ProtocolError:
@@ -237,7 +236,7 @@ def _boolean(value: Any, path: str) -> bool:
     return value
 
 
-def _integer(low: int, high: int, expected: str) -> Checker:
+def _integer(low: int, high: int, expected: str) -> _Checker:
     def check(value: Any, path: str) -> int:
         if not _is_int(value) or not low <= value <= high:
             raise _fail(path, expected)
@@ -246,7 +245,6 @@ def _integer(low: int, high: int, expected: str) -> Checker:
     return check
 
 
-_uint32 = _integer(0, _UINT32, "an integer from 0 to 2^32-1")
 _uint64 = _integer(0, _UINT64, "an integer from 0 to 2^64-1")
 _int32 = _integer(*_INT32, "a 32-bit integer")
 _int64 = _integer(*_INT64, "a 64-bit integer")
@@ -257,14 +255,14 @@ def _any_json(value: Any, path: str) -> Any:
     return value
 
 
-def _object(schema: Mapping[str, Checker]) -> Checker:
+def _object(schema: Mapping[str, _Checker]) -> _Checker:
     def check(value: Any, path: str) -> dict[str, Any]:
         return _check_object(value, schema, path)
 
     return check
 
 
-def _map_of(item: Checker) -> Checker:
+def _map_of(item: _Checker) -> _Checker:
     def check(value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _fail(path, "an object")
@@ -273,7 +271,7 @@ def _map_of(item: Checker) -> Checker:
     return check
 
 
-def _list_of(item: Checker) -> Checker:
+def _list_of(item: _Checker) -> _Checker:
     def check(value: Any, path: str) -> list[Any]:
         if not isinstance(value, list):
             raise _fail(path, "an array")
@@ -282,7 +280,7 @@ def _list_of(item: Checker) -> Checker:
     return check
 
 
-def _check_object(value: Any, schema: Mapping[str, Checker], path: str) -> dict[str, Any]:
+def _check_object(value: Any, schema: Mapping[str, _Checker], path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _fail(path, "an object")
     out: dict[str, Any] = {}
@@ -299,18 +297,18 @@ def _filter_node(value: Any, path: str) -> dict[str, Any]:
     return _check_object(value, _FILTER_NODE, path)
 
 
-_FILTER_NODE: dict[str, Checker] = {
+_FILTER_NODE: dict[str, _Checker] = {
     "op": _string, "key": _string, "cmp": _string, "val": _string,
     "vals": _list_of(_string), "nodes": _list_of(_filter_node),
 }
-_SUBSCRIBE_REQUEST: dict[str, Checker] = {
+_SUBSCRIBE_REQUEST: dict[str, _Checker] = {
     "channel": _string, "token": _string, "recover": _boolean, "epoch": _string,
     "offset": _uint64, "data": _any_json, "positioned": _boolean, "recoverable": _boolean,
     "join_leave": _boolean, "delta": _string, "tf": _filter_node, "flag": _int64,
     "type": _int32, "phase": _int32, "cursor": _string, "limit": _int32, "asc": _boolean,
 }
-_CHANNEL_ONLY: dict[str, Checker] = {"channel": _string}
-_REQUESTS: dict[str, dict[str, Checker]] = {
+_CHANNEL_ONLY: dict[str, _Checker] = {"channel": _string}
+_REQUESTS: dict[str, dict[str, _Checker]] = {
     "connect": {
         "token": _string, "data": _any_json, "subs": _map_of(_object(_SUBSCRIBE_REQUEST)),
         "name": _string, "version": _string, "headers": _map_of(_string), "flag": _int64,

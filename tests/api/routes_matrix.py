@@ -46,6 +46,8 @@ def _value(annotation: Any, name: str) -> Any:
         return "someone@example.com"
     if name == "slug":
         return "some-slug"
+    if name == "url":
+        return "https://crm.example.com/hook"
     if name == "token":
         return "fsi_nothing"
     return "x"

@@ -14,7 +14,7 @@ MANAGE_GROUPS = org_endpoints(lambda ep: ep.permission == perms.MANAGE_GROUPS)
 WITH_IDS = org_endpoints(lambda ep: ":int}" in ep.path)
 assert len(WITH_IDS) > 20, "the isolation matrix covers the routes with ids"
 ANY_ID = {"user_id": 1, "node_id": 1, "profile_id": 1, "invitation_id": 1, "integration_id": 1, "group_id": 1,
-          "post_id": 1, "comment_id": 1, "attachment_id": 1, "notification_id": 1}
+          "post_id": 1, "comment_id": 1, "attachment_id": 1, "notification_id": 1, "record_id": 1, "rule_id": 1}
 
 
 async def _org_with_standard_member(client, settings):  # type: ignore[no-untyped-def]
@@ -45,7 +45,15 @@ async def _populated_org(client, settings, services):  # type: ignore[no-untyped
     ids = {"user_id": member.id}
     ids["profile_id"] = (await owner.get(f"/api/v1/orgs/{slug}/profiles")).json()["profiles"][-1]["id"]
     ids["invitation_id"] = (await owner.post(f"/api/v1/orgs/{slug}/invitations", json={"email": "later@example.com"})).json()["invitation"]["id"]
-    ids["integration_id"] = (await owner.post(f"/api/v1/orgs/{slug}/integrations", json={"name": "CRM"})).json()["integration"]["id"]
+    integration = (await owner.post(f"/api/v1/orgs/{slug}/integrations", json={"name": "CRM"})).json()
+    ids["integration_id"] = integration["integration"]["id"]
+    r = await client.post(
+        f"/api/v1/orgs/{slug}/integration/record-events", headers={"authorization": f"Bearer {integration['token']}"},
+        json={"events": [{"event_id": "m1", "type": "created", "module": "Deals", "record": {"id": "D-1", "name": "Deal", "owner_email": owner.email}}]},
+    )
+    ids["record_id"] = r.json()["results"][0]["record_id"]
+    ids["rule_id"] = (await owner.post(f"/api/v1/orgs/{slug}/rules", json={
+        "name": "R", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 1}})).json()["rule"]["id"]
     ids["group_id"] = (await owner.post(f"/api/v1/orgs/{slug}/groups", json={"name": "G", "sources": [{"type": "user", "id": owner.id}]})).json()["group"]["id"]
     post = (await owner.post(f"/api/v1/orgs/{slug}/posts", files=[("files", ("a.txt", b"abc", "text/plain"))], data={"message": f'{{"body": "hi @[user:{member.id}]"}}'})).json()["post"]
     ids["post_id"] = post["id"]
@@ -58,7 +66,7 @@ async def _populated_org(client, settings, services):  # type: ignore[no-untyped
 
 async def _snapshot(owner, slug: str) -> dict:  # type: ignore[no-untyped-def]
     paths = ["", "/members?limit=100", "/roles", "/profiles", "/territories", "/groups", "/feed?limit=100",
-             "/invitations", "/integrations", "/feed-modules"]
+             "/invitations", "/integrations", "/feed-modules", "/rules", "/followed-records"]
     return {p: (await owner.get(f"/api/v1/orgs/{slug}{p}")).json() for p in paths}
 
 
