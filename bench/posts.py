@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -90,31 +91,49 @@ def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not spy.exists():
         print("  (py-spy not installed in .venv: .venv/bin/pip install py-spy)")
         return None
-    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(seconds), "-r", "200", "-f", "raw", "-o", str(out), "--gil", "--nonblocking"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def summarize_profile(path: Path, top: int = 25) -> str:
-    """Inclusive share of samples per function (file:function), from py-spy's collapsed stacks."""
+def _package(filename: str) -> str:
+    """py-spy names files relative to their sys.path entry: the first component is the package."""
+    filename = filename.split("site-packages/")[-1]
+    first = filename.split("/", 1)[0]
+    return first.removesuffix(".py") if first else filename
+
+
+def summarize_profile(path: Path, top: int = 20) -> str:
+    """py-spy collapsed stacks (sampled only while the thread holds the GIL, i.e. runs Python):
+    self time by package, and inclusive time of the project's own functions."""
     if not path.exists():
         return "(no profile)"
+    by_package: dict[str, int] = {}
     inclusive: dict[str, int] = {}
-    own: dict[str, int] = {}
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_s = line.rpartition(" ")
         count = int(count_s)
         total += count
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f else f for f in stack.split(";")]
-        for f in set(frames):
-            inclusive[f] = inclusive.get(f, 0) + count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-    lines = [f"{total} samples; inclusive % (self %) of the top functions:"]
-    for f, c in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
-        lines.append(f"  {100 * c / total:5.1f}% ({100 * own.get(f, 0) / total:4.1f}%)  {f}")
-    lines.append("top self time:")
-    for f, c in sorted(own.items(), key=lambda x: -x[1])[:15]:
-        lines.append(f"  {100 * c / total:5.1f}%  {f}")
+        frames = stack.split(";")
+        leaf = frames[-1]
+        m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", leaf)
+        by_package[_package(m.group(2)) if m else leaf] = by_package.get(_package(m.group(2)) if m else leaf, 0) + count
+        seen = set()
+        for f in frames:
+            m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", f)
+            if m and m.group(2).split("site-packages/")[-1].startswith("feeds_server/") and m.group(1) not in ("main", "_serve"):
+                key = f"{m.group(1)} ({m.group(2)})"
+                if key not in seen:
+                    seen.add(key)
+                    inclusive[key] = inclusive.get(key, 0) + count
+    if not total:
+        return "(empty profile)"
+    lines = [f"{total} samples (GIL held); self time by package:"]
+    for k, c in sorted(by_package.items(), key=lambda x: -x[1])[:12]:
+        lines.append(f"  {100 * c / total:5.1f}%  {k}")
+    lines.append("inclusive time of feeds_server functions:")
+    for k, c in sorted(inclusive.items(), key=lambda x: -x[1])[:top]:
+        lines.append(f"  {100 * c / total:5.1f}%  {k}")
     return "\n".join(lines)
 
 

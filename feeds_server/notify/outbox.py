@@ -54,17 +54,22 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
             )
         ).scalars().all()
         groups = await _batch_groups(session, list(leaders))
+        rows = []
         for leader, jobs in groups:
             batch_id = leader.batch_id or min(j.id for j in jobs)
             attempts = max(j.attempts for j in jobs) + 1
-            await session.execute(
-                update(EmailJob)
-                .where(EmailJob.id.in_([j.id for j in jobs]))
-                .values(status="sending", lease_until=lease_until, batch_id=batch_id, attempts=attempts)
-            )
+            rows += [{"jid": j.id, "bid": batch_id, "att": attempts} for j in jobs]
             batches.append(
                 Batch(batch_id, leader.org_id, leader.kind, leader.to_email, leader.user_id, tuple(sorted(j.id for j in jobs)), attempts)
             )
+        if rows:
+            stmt = (
+                update(EmailJob)
+                .where(EmailJob.id == bindparam("jid"))
+                .values(status="sending", lease_until=lease_until, batch_id=bindparam("bid"), attempts=bindparam("att"))
+            )
+            conn = await session.connection()
+            await conn.execute(stmt, rows)
     return batches
 
 
