@@ -34,9 +34,11 @@ MODULES = [f"Module{i:02d}" for i in range(20)]
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--events", type=int, help="record events to ingest (default 20,000; quick 4,000)")
+    parser.add_argument("--records", type=int, help="records in the org for the dormant query (default 1,000,000)")
     args = parser.parse_args()
-    n_events = 4_000 if args.quick else 20_000
-    n_records = 100_000 if args.quick else 1_000_000
+    n_events = args.events or (4_000 if args.quick else 20_000)
+    n_records = args.records or (100_000 if args.quick else 1_000_000)
     async with fresh_database("feeds_bench_records") as url:
         settings = replace(Settings(), database_url=url, argon2_time_cost=1, argon2_memory_kib=64, data_dir=Path("/tmp/feeds-bench-records"))
         services = Services.build(settings)

@@ -38,3 +38,23 @@ async def test_python_sdk_receives_live_posts_and_recovers_fifty_missed(node, se
     offsets = [off for ch, off, d in recorder.pubs if d["type"] == "post.created"]
     assert offsets == sorted(set(offsets))
     await client.disconnect()
+
+
+async def test_mention_notification_arrives_live_on_the_users_channel(node, settings, services):
+    """F-NOTIF-1: notifications arrive live."""
+    alice = await actor_on(node.url, "Alice Notif")
+    bob = await actor_on(node.url, "Bob Notif")
+    org = await factory.create_org(alice, factory.unique("notif"))
+    slug = org["slug"]
+    await factory.invite_and_join(alice, slug, bob, settings.mail_dir, services)
+    recorder = Recorder()
+    client = centrifuge_client(node.ws_url, bob, slug, recorder)
+    await client.connect()
+    await asyncio.wait_for(recorder.connected.wait(), 5)
+    r = await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"ping @[user:{bob.id}]"})
+    assert r.status_code == 201
+    await recorder.wait_for(lambda: recorder.of_type("notification.created"))
+    channel = next(ch for ch, _, d in recorder.pubs if d["type"] == "notification.created")
+    assert channel == f"u:{bob.id}"
+    assert recorder.of_type("notification.created")[0]["payload"]["notification"]["kind"] == "mention"
+    await client.disconnect()
