@@ -344,8 +344,10 @@ class Hub:
         repeating what recovery already sent.
         """
         room = await self._room(conn.org_id)
-        async with self.services.sessions() as session:
-            db_top = await latest_seq(session, conn.org_id)
+        db_top = 0
+        if recover_requests:
+            async with self.services.sessions() as session:
+                db_top = await latest_seq(session, conn.org_id)
         async with room.lock:
             if db_top > room.last_seq:
                 await self._fill(room, db_top)  # so a client's position from another node is never "ahead"
@@ -353,10 +355,11 @@ class Hub:
             room.add(conn, channels)
             top = room.last_seq
             epoch, hidden = room.epoch, list(room.disabled_modules)
-        results: dict[str, dict[str, Any]] = {}
-        async with org_session(self.services.sessions, conn.org_id) as session:
-            for channel in channels:
-                results[channel] = await _subscribe_result(session, conn.org_id, channel, epoch, top, hidden, recover_requests.get(channel))
+        results: dict[str, dict[str, Any]] = {ch: _position(epoch, top) for ch in channels}
+        if recover_requests:
+            async with org_session(self.services.sessions, conn.org_id) as session:
+                for channel in channels:
+                    results[channel] = await _subscribe_result(session, conn.org_id, channel, epoch, top, hidden, recover_requests.get(channel))
         async with room.lock:
             for channel, result in results.items():
                 conn.floor[channel] = result["offset"]
@@ -377,11 +380,15 @@ class Hub:
                 await self.broker.unsubscribe(conn.org_id)
 
 
+def _position(epoch: str, top: int) -> dict[str, Any]:
+    return {"recoverable": True, "epoch": epoch, "offset": top, "positioned": True}
+
+
 async def _subscribe_result(
     session: Any, org_id: int, channel: str, epoch: str, top: int, hidden: list[str], request: tuple[str, int] | None
 ) -> dict[str, Any]:
     """The SubscribeResult of one server-side channel, recovering when the client asked to."""
-    result: dict[str, Any] = {"recoverable": True, "epoch": epoch, "offset": top, "positioned": True}
+    result = _position(epoch, top)
     if request is None:
         return result
     req_epoch, req_offset = request
