@@ -74,17 +74,18 @@ class Settings:
     def from_env(cls) -> "Settings":
         data_dir = Path(_env("FEEDS_DATA_DIR", "var"))
         database_url = _env("FEEDS_DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'feeds.db'}"
-        public_url = _env("FEEDS_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+        port = _env_int("FEEDS_PORT", 8000)
+        public_url = _env("FEEDS_PUBLIC_URL", f"http://localhost:{port}").rstrip("/")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
             redis_url=_env("FEEDS_REDIS_URL", ""),
             redis_prefix=_env("FEEDS_REDIS_PREFIX", "feeds"),
             host=_env("FEEDS_HOST", "127.0.0.1"),
-            port=_env_int("FEEDS_PORT", 8000),
+            port=port,
             public_url=public_url,
             allowed_origins=_env_list(
-                "FEEDS_ALLOWED_ORIGINS", f"{public_url},http://localhost:8000,http://127.0.0.1:8000"
+                "FEEDS_ALLOWED_ORIGINS", f"{public_url},http://localhost:{port},http://127.0.0.1:{port}"
             ),
             token_ttl_seconds=_env_int("FEEDS_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
             argon2_time_cost=_env_int("FEEDS_ARGON2_TIME_COST", 3),
