@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -23,7 +22,6 @@ from feeds_server.errors import (
     BadRequest,
     Conflict,
     FeedsError,
-    Forbidden,
     NotFound,
     PayloadTooLarge,
     Unauthenticated,
