@@ -74,7 +74,8 @@ async def create_post(
     check_text(body)
     refs = parse_mentions(body)
     await check_mentions(session, refs)
-    graph = await load_graph(session)
+    # Only a group post needs the org graph (is the author a member?); a status post does not.
+    graph = await load_graph(session) if group_id is not None and not private else None
     kind, channels = await _kind_and_channels(session, graph, author, group_id, recipient_id, private)
     if kind != STATUS:
         # Mentioned people outside a group or private conversation are let in to see it (F-POST-3).
@@ -91,7 +92,7 @@ async def create_post(
         for f in files
     )
     await session.flush()
-    view = (await post_views(session, [post]))[0]
+    view = (await post_views(session, [post], with_attachments=bool(files)))[0]
     append_event(session, "post.created", {"post": view}, author.user_id, channels)
     await _notify(session, refs, author.user_id, post.id, None, channels, view, now)
     return view
@@ -109,7 +110,7 @@ async def _notify(
 
 
 async def _kind_and_channels(
-    session: AsyncSession, graph: OrgGraph, author: Reader, group_id: int | None, recipient_id: int | None, private: bool
+    session: AsyncSession, graph: OrgGraph | None, author: Reader, group_id: int | None, recipient_id: int | None, private: bool
 ) -> tuple[str, set[str]]:
     if group_id is not None and recipient_id is not None:
         raise ValidationFailed("invalid_target", "send to a group or to a person, not both", field="recipient_id")
@@ -121,7 +122,7 @@ async def _kind_and_channels(
         return PRIVATE, {user_channel(author.user_id), user_channel(recipient_id)}
     if group_id is not None:
         await must_get(session, Group, group_id, "group")
-        if not private and not graph.in_group(group_id, author.user_id, author.role_id):
+        if not private and (graph is None or not graph.in_group(group_id, author.user_id, author.role_id)):
             raise NotFound("group_not_found", "no such group", field="group_id")
         if private:
             return PRIVATE, {group_channel(group_id), user_channel(author.user_id)}

@@ -70,14 +70,14 @@ async def comment_views(session: AsyncSession, comments: Sequence[Comment]) -> l
     return [_comment_view(c, names) for c in comments]
 
 
-async def post_views(session: AsyncSession, posts: Sequence[Post]) -> list[dict[str, Any]]:
-    """Posts with author, target, rendered text, attachments and their latest comments."""
+async def post_views(session: AsyncSession, posts: Sequence[Post], with_attachments: bool = True) -> list[dict[str, Any]]:
+    """Posts with author, target, rendered text, attachments and their latest comments.
+
+    `with_attachments=False` skips the attachment query for a post just made without files.
+    """
     if not posts:
         return []
-    ids = [p.id for p in posts]
-    attachments: dict[int, list[Attachment]] = {}
-    for a in (await session.execute(select(Attachment).where(Attachment.post_id.in_(ids)).order_by(Attachment.id))).scalars():
-        attachments.setdefault(a.post_id, []).append(a)
+    attachments = await _attachments(session, posts) if with_attachments else {}
     latest = await _latest_comments(session, [p for p in posts if p.comment_count])
     names = _Names()
     for p in posts:
@@ -110,6 +110,14 @@ async def post_views(session: AsyncSession, posts: Sequence[Post]) -> list[dict[
         }
         for p in posts
     ]
+
+
+async def _attachments(session: AsyncSession, posts: Sequence[Post]) -> dict[int, list[Attachment]]:
+    ids = [p.id for p in posts]
+    out: dict[int, list[Attachment]] = {}
+    for a in (await session.execute(select(Attachment).where(Attachment.post_id.in_(ids)).order_by(Attachment.id))).scalars():
+        out.setdefault(a.post_id, []).append(a)
+    return out
 
 
 async def _latest_comments(session: AsyncSession, posts: Sequence[Post]) -> dict[int, list[Comment]]:
