@@ -48,6 +48,7 @@ class Settings:
     port: int = 8000
     public_url: str = "http://localhost:8000"
     allowed_origins: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
     token_ttl_seconds: int = 7 * 24 * 3600
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65_536
@@ -87,6 +88,7 @@ class Settings:
             allowed_origins=_env_list(
                 "FEEDS_ALLOWED_ORIGINS", f"{public_url},http://localhost:{port},http://127.0.0.1:{port}"
             ),
+            trusted_proxies=_env_list("FEEDS_TRUSTED_PROXIES", ""),
             token_ttl_seconds=_env_int("FEEDS_TOKEN_TTL_SECONDS", 7 * 24 * 3600),
             argon2_time_cost=_env_int("FEEDS_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_env_int("FEEDS_ARGON2_MEMORY_KIB", 65_536),

@@ -17,11 +17,13 @@ from feeds_server import limits, tokens
 from feeds_server.store import idempotency
 from feeds_server.api.context import Ctx, Member
 from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
+from feeds_server.domain import network
 from feeds_server.domain import permissions as perms
 from feeds_server.errors import (
     BadRequest,
     Conflict,
     FeedsError,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     Unauthenticated,
@@ -283,6 +285,17 @@ async def _org_from_path(ctx: Ctx) -> Org:
     return org
 
 
+def request_address(ctx: Ctx) -> str | None:
+    peer = ctx.request.client.host if ctx.request.client else None
+    return network.client_address(peer, ctx.request.headers.get("x-forwarded-for"), ctx.services.settings.trusted_proxies)
+
+
+def check_ip(ctx: Ctx, org: Org) -> None:
+    """F-SEC-4: an org that restricts access by IP refuses every request from elsewhere."""
+    if org.ip_allowlist and not network.allowed(request_address(ctx), org.ip_allowlist):
+        raise Forbidden("ip_not_allowed", "this org does not accept requests from your network")
+
+
 async def _member(ctx: Ctx, permission: str | None) -> None:
     await _org_from_path(ctx)
     row = (
@@ -296,6 +309,7 @@ async def _member(ctx: Ctx, permission: str | None) -> None:
         # Not a member answers exactly as an org that does not exist.
         raise NotFound("org_not_found", "no such org")
     membership, profile = row
+    check_ip(ctx, ctx.current_org)
     ctx.member = Member(ctx.current_user, membership, perms.effective_permissions(profile.permissions, membership.is_super_admin))
     if permission:
         ctx.member.require(permission)
@@ -315,5 +329,6 @@ async def _integration(ctx: Ctx) -> None:
     org = await _org_from_path(ctx)
     if integration.org_id != org.id:
         raise Unauthenticated("invalid_token", "the integration token is unknown or revoked")
+    check_ip(ctx, org)
     ctx.integration = integration
 

@@ -20,13 +20,14 @@ from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from feeds_server import __version__
+from feeds_server.domain import network
 from feeds_server.domain import permissions as perms
 from feeds_server.realtime import conn_tokens
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.hub import Connection, Hub, RecoverRequests
 from feeds_server.services import Services
 from feeds_server.store.graph import load_graph
-from feeds_server.store.models import AuthToken, Membership, Profile
+from feeds_server.store.models import AuthToken, Membership, Org, Profile
 from feeds_server.store.scope import org_session
 
 log = logging.getLogger("feeds_server.realtime")
@@ -98,7 +99,9 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     except conn_tokens.InvalidToken:
         await _close(ws, proto.DISCONNECT_INVALID_TOKEN)
         return None
-    member = await _member(services, claims)
+    peer = ws.client.host if ws.client else None
+    address = network.client_address(peer, ws.headers.get("x-forwarded-for"), services.settings.trusted_proxies)
+    member = await _member(services, claims, address)
     if member is None:
         await _close(ws, proto.DISCONNECT_INVALID_TOKEN)
         return None
@@ -121,9 +124,13 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     return conn
 
 
-async def _member(services: Services, claims: conn_tokens.ConnectionClaims) -> tuple[int | None, int, list[str]] | None:
-    """(role, profile, channels) of a live sign-in of a member with the Feeds tab, else None."""
+async def _member(services: Services, claims: conn_tokens.ConnectionClaims, address: str | None) -> tuple[int | None, int, list[str]] | None:
+    """(role, profile, channels) of a live sign-in of a member with the Feeds tab, from an allowed
+    address (F-SEC-4), else None."""
     async with org_session(services.sessions, claims.org_id) as session:
+        org = (await session.execute(select(Org).where(Org.id == claims.org_id))).scalar_one_or_none()
+        if org is None or not network.allowed(address, org.ip_allowlist or []):
+            return None
         auth = (await session.execute(select(AuthToken).where(AuthToken.id == claims.auth_token_id))).scalar_one_or_none()
         now = services.clock()
         if auth is None or auth.user_id != claims.user_id or auth.revoked_at is not None or auth.expires_at <= now:
