@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from feeds_server.logs import configure
+
+    configure(settings.log_level)
 
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
@@ -133,6 +135,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
+        access_log=False,  # requests are logged as JSON with their request id (feeds_server/logs.py)
+        log_config=None,
     )
     return 0
 

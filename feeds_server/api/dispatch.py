@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from typing import Any
 
 import orjson
@@ -13,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from feeds_server import limits, tokens
+from feeds_server import limits, logs, tokens
 from feeds_server.store import idempotency
 from feeds_server.api.context import Ctx, Member
 from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
@@ -60,6 +62,19 @@ def error_response(exc: FeedsError) -> Response:
 
 def build_route(endpoint: Endpoint) -> Route:
     async def endpoint_app(request: Request) -> Response:
+        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        token = logs.request_id.set(rid)
+        started = time.perf_counter()
+        response = await _answer(request)
+        response.headers["X-Request-ID"] = rid
+        log.info(
+            "request", extra={"method": endpoint.method, "route": endpoint.path, "status": response.status_code,
+                              "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+        )
+        logs.request_id.reset(token)
+        return response
+
+    async def _answer(request: Request) -> Response:
         services: Services = request.app.state.services
         try:
             try:
