@@ -60,3 +60,12 @@ def centrifuge_client(ws_url: str, actor: factory.Actor, slug: str, recorder: Re
         return await connection_token(actor, slug)
 
     return Client(ws_url, events=recorder, get_token=get_token, min_reconnect_delay=0.05, max_reconnect_delay=0.5)
+
+
+async def org_with_reader(node_url: str, settings: Any, services: Any, prefix: str = "rt") -> tuple[factory.Actor, factory.Actor, str]:
+    """A new org on a running node: its owner (the poster) and a member (the reader), and its slug."""
+    alice = await actor_on(node_url, factory.unique("Alice"))
+    bob = await actor_on(node_url, factory.unique("Bob"))
+    org = await factory.create_org(alice, factory.unique(prefix))
+    await factory.invite_and_join(alice, org["slug"], bob, settings.mail_dir, services)
+    return alice, bob, org["slug"]

@@ -5,22 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from tests import factory
-from tests.realtime.helpers import Recorder, actor_on, centrifuge_client
+from tests.realtime.helpers import Recorder, centrifuge_client, org_with_reader
 from tests.server import FailoverProxy
-
-
-async def _org_with_reader(node_url: str, settings, services):  # type: ignore[no-untyped-def]
-    alice = await actor_on(node_url, factory.unique("Alice"))
-    bob = await actor_on(node_url, factory.unique("Bob"))
-    org = await factory.create_org(alice, factory.unique("cluster"))
-    await factory.invite_and_join(alice, org["slug"], bob, settings.mail_dir, services)
-    return alice, bob, org["slug"]
 
 
 async def test_client_on_node_a_sees_post_made_through_node_b(cluster, settings, services):
     """F-RT-3: one publish per event through Redis; every node delivers to its own connections."""
     a, b = cluster
-    alice, bob, slug = await _org_with_reader(a.url, settings, services)
+    alice, bob, slug = await org_with_reader(a.url, settings, services)
     alice_b = factory.Actor(factory.httpx.AsyncClient(base_url=b.url), alice.id, alice.email, alice.name, alice.token)
 
     recorder = Recorder()
@@ -38,7 +30,7 @@ async def test_kill_9_node_a_clients_reconnect_to_b_and_miss_nothing(cluster, se
     """F-RT-2/F-RT-3: `kill -9` of the node a client is on; it reconnects through the balancer to
     the other node and recovers every post made meanwhile, in order, none twice."""
     a, b = cluster
-    alice, bob, slug = await _org_with_reader(b.url, settings, services)
+    alice, bob, slug = await org_with_reader(b.url, settings, services)
     proxy = await FailoverProxy([a.port, b.port]).start()
     recorders = [Recorder() for _ in range(3)]
     clients = [centrifuge_client(proxy.ws_url, bob, slug, r) for r in recorders]

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from tests import factory
-from tests.realtime.helpers import Recorder, actor_on, centrifuge_client
+from tests.realtime.helpers import Recorder, centrifuge_client, org_with_reader
 
 
 async def test_python_sdk_receives_live_posts_and_recovers_fifty_missed(node, settings, services):
     """F-RT-2: after a disconnect during which 50 posts were made, all 50 arrive, in order, none twice."""
-    alice = await actor_on(node.url, "Alice Live")
-    bob = await actor_on(node.url, "Bob Live")
-    org = await factory.create_org(alice, factory.unique("live"))
-    slug = org["slug"]
-    await factory.invite_and_join(alice, slug, bob, settings.mail_dir, services)
+    alice, bob, slug = await org_with_reader(node.url, settings, services, "live")
 
     recorder = Recorder()
     client = centrifuge_client(node.ws_url, bob, slug, recorder)
@@ -42,11 +37,7 @@ async def test_python_sdk_receives_live_posts_and_recovers_fifty_missed(node, se
 
 async def test_mention_notification_arrives_live_on_the_users_channel(node, settings, services):
     """F-NOTIF-1: notifications arrive live."""
-    alice = await actor_on(node.url, "Alice Notif")
-    bob = await actor_on(node.url, "Bob Notif")
-    org = await factory.create_org(alice, factory.unique("notif"))
-    slug = org["slug"]
-    await factory.invite_and_join(alice, slug, bob, settings.mail_dir, services)
+    alice, bob, slug = await org_with_reader(node.url, settings, services, "notif")
     recorder = Recorder()
     client = centrifuge_client(node.ws_url, bob, slug, recorder)
     await client.connect()
