@@ -65,9 +65,28 @@ EMAIL_MAX_ATTEMPTS = 12
 EMAIL_RETRY_BASE_SECONDS = 2.0
 EMAIL_RETRY_MAX_SECONDS = 3600.0
 
-# Records (F-FOLLOW-*): fields kept per record, key fields on a business card, rule preview size,
-# webhook retries.
+# Records (F-FOLLOW-*): sizes of what the CRM sends, fields kept per record, key fields on a
+# business card (F-FEED-4).
+MAX_MODULE_CHARS = 64
+MAX_CRM_ID_CHARS = 128
+MAX_FIELD_NAME_CHARS = 100
 MAX_RECORD_FIELDS = 200
 BUSINESS_CARD_FIELDS = 5
+
+# Auto-follow rule preview: matches shown, and how many of the module's most recently active
+# records are looked at.
 RULE_PREVIEW_RECORDS = 50
-WEBHOOK_MAX_ATTEMPTS = 15
+RULE_PREVIEW_SCAN = 10_000
+
+# Notes back to the CRM (F-FOLLOW-10): retries with exponential backoff and jitter, from 2 s up to
+# one hour between attempts; 100 attempts cover about three days of CRM outage. Failed deliveries
+# stay in the outbox and an admin can send them again.
+MAX_WEBHOOK_URL_CHARS = 2_000
+WEBHOOK_MAX_ATTEMPTS = 100
+WEBHOOK_RETRY_BASE_SECONDS = 2.0
+WEBHOOK_RETRY_MAX_SECONDS = 3600.0
+WEBHOOK_TIMEOUT_SECONDS = 10.0
+WEBHOOK_LEASE_SECONDS = 60
+WEBHOOK_CLAIM_BATCH = 50
+# How old a signed call may be when the CRM checks it (docs/records.md); the sender stamps it.
+WEBHOOK_SIGNATURE_MAX_AGE_SECONDS = 300

@@ -50,6 +50,8 @@ async def apply(settings: Settings, slug: str, path: str) -> int:
             org = (await session.execute(select(Org).where(Org.slug == slug))).scalar_one_or_none()
         if org is None:
             raise SystemExit(f"no org with the slug {slug!r}")
+        done: list[tuple[str, RuleSpec]] = []
+        # One transaction: a rule that cannot be applied leaves the org as it was.
         async with org_session(services.sessions, org.id) as session:
             owner = (await session.execute(select(Membership.user_id).where(Membership.is_super_admin.is_(True)))).scalars().first()
             if owner is None:
@@ -57,12 +59,13 @@ async def apply(settings: Settings, slug: str, path: str) -> int:
             for spec in specs:
                 try:
                     followers = await _resolve(session, spec.followers)
-                except NotFound as exc:
-                    raise SystemExit(f"{path}: rule {spec.name!r}: {exc.message}") from None
-                verb = await _upsert(session, owner, spec, followers, services)
-                print(f"{verb:<8} {spec.module:<16} {spec.name}")
+                    done.append((await _upsert(session, owner, spec, followers, services), spec))
+                except FeedsError as exc:
+                    raise SystemExit(f"{path}: rule {spec.name!r}: {exc.message}; nothing was applied to {slug}") from None
     finally:
         await services.close()
+    for verb, spec in done:
+        print(f"{verb:<8} {spec.module:<16} {spec.name}")
     print(f"applied {len(specs)} rule(s) to {slug}")
     return 0
 

@@ -1,29 +1,64 @@
-"""Record events from the CRM (F-FOLLOW-1 … F-FOLLOW-3, F-FOLLOW-10, F-FEED-4, F-FEED-5), follows,
-"followed by me" and dormant records (F-FOLLOW-8, F-FOLLOW-9)."""
+"""Record events from the CRM (F-FOLLOW-1 … F-FOLLOW-4, F-FOLLOW-10, F-FEED-4, F-FEED-5), follows,
+"followed by me" and dormant records (F-FOLLOW-8, F-FOLLOW-9).
+
+A batch is applied in one transaction with a fixed number of statements, whatever its size: the
+batch's records, their followers, the people it names and the rules of its modules are loaded once;
+every event is applied in memory, in order; then the rows it produced are written in bulk. Feed
+items fan out on write to the record's followers (`u:<user>` channels), who are explicit.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, tuple_, union, update
+from sqlalchemy import Table, and_, bindparam, cast, delete, insert, select, tuple_, update, values
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.directory import must_get
-from feeds_server.actions.notifications import notify_record_change
+from feeds_server.actions.notifications import RECORD_FOLLOWED, RECORD_OWNED, notification_view
+from feeds_server.actions.posts import RECORD
 from feeds_server.actions.rules import RuleSet, load_rule_set
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain import cursors
 from feeds_server.domain.audience import user_channel
 from feeds_server.domain.messages import check_text
-from feeds_server.domain.records import RecordFacts, business_card, field_changes
-from feeds_server.errors import FeedsError, NotFound, ValidationFailed
+from feeds_server.domain.records import (
+    CREATED,
+    DELETED,
+    EDITED,
+    MANUAL,
+    NOTE_ADDED,
+    OWNER,
+    RULE,
+    RecordFacts,
+    business_card,
+    decode_followed_cursor,
+    encode_followed_cursor,
+    field_changes,
+    key_field_names,
+    summary,
+)
+from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
 from feeds_server.store.events import append_event
-from feeds_server.store.models import Comment, Follow, Membership, Org, Post, PostAudience, Record, RecordEventSeen, Territory, User
-
-OWNER, MANUAL, RULE = "owner", "manual", "rule"
+from feeds_server.store.models import (
+    Comment,
+    Follow,
+    Membership,
+    Notification,
+    Org,
+    Post,
+    PostAudience,
+    Record,
+    RecordEventSeen,
+    Territory,
+    User,
+)
+from feeds_server.store.scope import current_org
 
 
 @dataclass(frozen=True)
@@ -40,226 +75,539 @@ class RecordEvent:
     actor_email: str | None = None
     territory: str | None = None
     fields: dict[str, Any] | None = None
+    key_fields: tuple[str, ...] | None = None
     changes: tuple[dict[str, Any], ...] = ()
+    occurred_at: datetime | None = None
     note_id: str | None = None
     note_text: str | None = None
+    note_comment_id: int | None = None  # set when the note is one this server sent (F-FOLLOW-10)
+
+
+@dataclass(eq=False)
+class _Rec:
+    """A record as a batch sees it: loaded once, changed in memory, written back in bulk."""
+
+    id: int | None
+    module: str
+    crm_id: str
+    name: str
+    owner_id: int | None
+    creator_id: int | None
+    territory_id: int | None
+    fields: dict[str, Any]
+    key_fields: list[str]
+    last_post_id: int | None
+    created_at: datetime
+    last_activity_at: datetime
+    deleted_at: datetime | None
+
+
+_REC_COLUMNS = (
+    Record.id, Record.module, Record.crm_id, Record.name, Record.owner_id, Record.creator_id, Record.territory_id, Record.fields,
+    Record.key_fields, Record.last_post_id, Record.created_at, Record.last_activity_at, Record.deleted_at,
+)
+# What a batch may change in a stored record.
+_REC_CHANGES = ("name", "owner_id", "creator_id", "territory_id", "fields", "key_fields", "last_post_id", "last_activity_at", "deleted_at")
+
+
+@dataclass(eq=False)
+class _Tracked:
+    """A record touched by the batch, with its followers (user → why)."""
+
+    record: _Rec
+    followers: dict[int, str]
+    new_followers: dict[int, str] = field(default_factory=dict)
+    # The item a CRM note is attached to: one made in this batch, or the stored latest one.
+    last_item: _PostItem | None = None
+    stored_post_channels: frozenset[str] | None = None
+
+
+@dataclass(eq=False)
+class _PostItem:
+    """A record-update item to write: a `Post` seen by the record's followers at the time."""
+
+    tracked: _Tracked
+    change: str
+    actor_id: int | None
+    followers: tuple[int, ...]
+    card: tuple[str, int | None, list[str], dict[str, Any]]  # name, owner, key fields, their values
+    changes: list[dict[str, Any]]
+    notify: bool = True
+    post: Post | None = None
+    notifications: list[_Notification] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _NoteItem:
+    """A note from the CRM, written as a comment on the record's item."""
+
+    tracked: _Tracked
+    text: str
+    crm_note_id: str | None
+    actor_id: int | None
+    owner_id: int | None
+    followers: tuple[int, ...]
+    target: _PostItem | int  # an item of this batch, or a stored post id
+    channels: tuple[str, ...]
+    comment: Comment | None = None
+    notifications: list[_Notification] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Notification:
+    """A notification row as written in bulk; it has the attributes `notification_view` reads."""
+
+    user_id: int
+    kind: str
+    actor_id: int | None
+    post_id: int
+    comment_id: int | None
+    data: dict[str, Any]
+    created_at: datetime
+    id: int = 0
+    read_at: datetime | None = None
+
+
+async def ingest(session: AsyncSession, org: Org, events: list[RecordEvent], now: datetime) -> list[dict[str, Any]]:
+    """Apply a batch in one transaction. Each event answers `applied`, `duplicate` or `error`.
+
+    An event id is claimed before the batch is applied, so a batch replayed while the first is still
+    running waits for it and then answers `duplicate`. An event that fails is not remembered: the
+    CRM can fix it and send it again with the same id.
+    """
+    if not events:
+        return []
+    claimed = await _claim(session, [e.event_id for e in events], now)
+    fresh: list[RecordEvent] = []
+    for ev in events:
+        if ev.event_id in claimed:
+            claimed.discard(ev.event_id)  # a second copy in the same batch is a duplicate
+            fresh.append(ev)
+    batch = _Batch(session, org, now)
+    await batch.load(fresh)
+    applied: dict[str, _Tracked] = {}
+    errors: dict[str, FeedsError] = {}
+    for ev in fresh:
+        try:
+            applied[ev.event_id] = batch.apply(ev)
+        except FeedsError as exc:
+            errors[ev.event_id] = exc
+    await batch.write()
+    if errors:
+        await session.execute(delete(RecordEventSeen).where(RecordEventSeen.event_id.in_(list(errors))))
+    results: list[dict[str, Any]] = []
+    for ev in events:
+        if ev.event_id in errors:
+            exc = errors.pop(ev.event_id)
+            results.append({"event_id": ev.event_id, "status": "error", "error": {"code": exc.code, "message": exc.message}})
+        elif ev.event_id in applied:
+            results.append({"event_id": ev.event_id, "status": "applied", "record_id": applied.pop(ev.event_id).record.id})
+        else:
+            results.append({"event_id": ev.event_id, "status": "duplicate"})
+    return results
+
+
+async def _claim(session: AsyncSession, event_ids: list[str], now: datetime) -> set[str]:
+    """Insert the batch's event ids, skipping those already there; returns the ones inserted."""
+    org_id = current_org(session)
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    rows = [{"org_id": org_id, "event_id": e, "created_at": now} for e in dict.fromkeys(event_ids)]
+    stmt = dialect.insert(RecordEventSeen).values(rows).on_conflict_do_nothing().returning(RecordEventSeen.event_id)
+    return set((await session.execute(stmt)).scalars())
 
 
 class _Batch:
-    """Look-ups shared by the events of one batch: people by email, territories by name, rules."""
+    """The state of one batch: what was loaded, and the items the events produced."""
 
     def __init__(self, session: AsyncSession, org: Org, now: datetime) -> None:
         self.session, self.org, self.now = session, org, now
+        self.hidden = frozenset(org.disabled_modules or [])
+        self.tracked: dict[tuple[str, str], _Tracked] = {}
         self.people: dict[str, int] = {}
         self.territories: dict[str, int] = {}
-        self.rules: RuleSet | None = None
+        self.echoes: dict[int, tuple[Comment, str, str]] = {}  # comment id → (comment, module, crm id)
+        self.rules = RuleSet({}, None)
+        self.items: list[_PostItem | _NoteItem] = []
 
     async def load(self, events: list[RecordEvent]) -> None:
-        emails = {e for ev in events for e in (ev.owner_email, ev.creator_email, ev.actor_email) if e}
+        if not events:
+            return
+        s = self.session
+        wanted = {(e.module, e.crm_id) for e in events}
+        stmt = (
+            select(*_REC_COLUMNS)
+            .where(Record.module.in_({m for m, _ in wanted}), Record.crm_id.in_({c for _, c in wanted}))
+            .order_by(Record.id)
+            .with_for_update()  # concurrent batches touching a record apply one after the other
+        )
+        for row in await s.execute(stmt):
+            if (row.module, row.crm_id) in wanted:
+                self.tracked[(row.module, row.crm_id)] = _Tracked(_Rec(*row), {})
+        by_id = {t.record.id: t for t in self.tracked.values()}
+        if by_id:
+            rows = await s.execute(select(Follow.record_id, Follow.user_id, Follow.source).where(Follow.record_id.in_(list(by_id))))
+            for record_id, user_id, source in rows:
+                by_id[record_id].followers[user_id] = source
+        await self._load_stored_items([self.tracked[(e.module, e.crm_id)] for e in events if e.type == NOTE_ADDED and (e.module, e.crm_id) in self.tracked])
+        emails = {x.lower() for e in events for x in (e.owner_email, e.creator_email, e.actor_email) if x}
         if emails:
-            rows = await self.session.execute(
-                select(User.email, User.id).join(Membership, Membership.user_id == User.id).where(User.email.in_({e.lower() for e in emails}))
-            )
+            rows = await s.execute(select(User.email, User.id).join(Membership, Membership.user_id == User.id).where(User.email.in_(emails)))
             self.people = {email: uid for email, uid in rows}
-        if any(ev.territory for ev in events):
-            self.territories = {name.lower(): tid for tid, name in (await self.session.execute(select(Territory.id, Territory.name)))}
-        self.rules = await load_rule_set(self.session, {ev.module for ev in events})
+        if any(e.territory for e in events):
+            self.territories = {name.lower(): tid for tid, name in await s.execute(select(Territory.id, Territory.name))}
+        echoes = {e.note_comment_id for e in events if e.note_comment_id is not None}
+        if echoes:
+            rows = await s.execute(select(Comment, Post.data).join(Post, Post.id == Comment.post_id).where(Comment.id.in_(echoes), Post.kind == RECORD))
+            for comment, data in rows:
+                card = (data or {}).get("record") or {}
+                self.echoes[comment.id] = (comment, card.get("module"), card.get("crm_id"))
+        self.rules = await load_rule_set(s, {e.module for e in events if e.type in (CREATED, EDITED)})
+
+    async def _load_stored_items(self, noted: list[_Tracked]) -> None:
+        """The audience of each noted record's latest item (absent if that item was deleted)."""
+        posts = {t.record.last_post_id: t for t in noted if t.record.last_post_id is not None}
+        if not posts:
+            return
+        channels: dict[int, set[str]] = {}
+        for post_id, channel in await self.session.execute(
+            select(PostAudience.post_id, PostAudience.channel).where(PostAudience.post_id.in_(list(posts)))
+        ):
+            channels.setdefault(post_id, set()).add(channel)
+        for post_id, tracked in posts.items():
+            if post_id in channels:
+                tracked.stored_post_channels = frozenset(channels[post_id])
 
     def person(self, email: str | None) -> int | None:
         return self.people.get(email.lower()) if email else None
 
+    # --- applying one event, in memory ----------------------------------------------------
+    def apply(self, ev: RecordEvent) -> _Tracked:
+        """Validate first, then change: an event that fails leaves nothing behind."""
+        tracked = self.tracked.get((ev.module, ev.crm_id))
+        if ev.type in (CREATED, EDITED):
+            return self._created_or_edited(ev, tracked)
+        if tracked is None:
+            raise NotFound("record_not_found", f"no {ev.module} record {ev.crm_id!r} was reported before")
+        if ev.type == DELETED:
+            tracked.record.deleted_at = self.now
+            self._touch(tracked, ev)
+            self._post_item(tracked, DELETED, [], self.person(ev.actor_email))
+            return tracked
+        self._note(ev, tracked)
+        return tracked
 
-async def ingest(session: AsyncSession, org: Org, events: list[RecordEvent], now: datetime) -> list[dict[str, Any]]:
-    """Apply a batch in one transaction. Each event answers `applied`, `duplicate` or `error`."""
-    seen = set(
-        (await session.execute(select(RecordEventSeen.event_id).where(RecordEventSeen.event_id.in_([e.event_id for e in events])))).scalars()
-    )
-    batch = _Batch(session, org, now)
-    await batch.load(events)
-    results: list[dict[str, Any]] = []
-    for ev in events:
-        if ev.event_id in seen:
-            results.append({"event_id": ev.event_id, "status": "duplicate"})
-            continue
-        seen.add(ev.event_id)
-        try:
-            record = await _apply(batch, ev)
-        except FeedsError as exc:
-            results.append({"event_id": ev.event_id, "status": "error", "error": {"code": exc.code, "message": exc.message}})
-            continue
-        session.add(RecordEventSeen(event_id=ev.event_id, created_at=now))
-        results.append({"event_id": ev.event_id, "status": "applied", "record_id": record.id})
-    await session.flush()
-    return results
+    def _touch(self, tracked: _Tracked, ev: RecordEvent) -> None:
+        """The record's last update: when the CRM says it happened (never later than now), never moving back."""
+        at = min(ev.occurred_at, self.now) if ev.occurred_at else self.now
+        if at > tracked.record.last_activity_at:
+            tracked.record.last_activity_at = at
+
+    def _created_or_edited(self, ev: RecordEvent, tracked: _Tracked | None) -> _Tracked:
+        reported = {c["field"]: c.get("new") for c in ev.changes}
+        old = tracked.record.fields if tracked else {}
+        merged = {**old, **reported, **(ev.fields or {})}
+        if len(merged) > limits.MAX_RECORD_FIELDS:
+            raise ValidationFailed("too_many_fields", f"at most {limits.MAX_RECORD_FIELDS} fields per record", limit=limits.MAX_RECORD_FIELDS)
+        created = tracked is None
+        if tracked is None:
+            at = min(ev.occurred_at, self.now) if ev.occurred_at else self.now
+            record = _Rec(None, ev.module, ev.crm_id, ev.crm_id, None, None, None, {}, [], None, at, at, None)
+            tracked = self.tracked[(ev.module, ev.crm_id)] = _Tracked(record, {})
+        record = tracked.record
+        if created or ev.key_fields is not None or not record.key_fields:
+            record.key_fields = key_field_names(merged, ev.key_fields)
+        record.fields = merged
+        if ev.name:
+            record.name = ev.name
+        if ev.owner_email is not None:
+            record.owner_id = self.person(ev.owner_email)
+        if ev.creator_email is not None and (created or record.creator_id is None):
+            record.creator_id = self.person(ev.creator_email)
+        if ev.territory is not None:
+            record.territory_id = self.territories.get(ev.territory.lower())
+        record.deleted_at = None
+        self._touch(tracked, ev)
+        if record.owner_id is not None:
+            self._follow(tracked, record.owner_id, OWNER)
+        for user_id in sorted(self.rules.followers_for(record.module, merged, RecordFacts(record.owner_id, record.creator_id, record.territory_id))):
+            self._follow(tracked, user_id, RULE)
+        changes = [] if created else field_changes(old, merged, ev.changes)
+        self._post_item(tracked, CREATED if created else EDITED, changes, self.person(ev.actor_email))
+        return tracked
+
+    def _follow(self, tracked: _Tracked, user_id: int, source: str) -> None:
+        if user_id not in tracked.followers:
+            tracked.followers[user_id] = tracked.new_followers[user_id] = source
+
+    def _post_item(self, tracked: _Tracked, change: str, changes: list[dict[str, Any]], actor_id: int | None, notify: bool = True) -> _PostItem | None:
+        """A feed item for the record's followers, unless nobody follows it or the module is unticked (F-FEED-5)."""
+        record = tracked.record
+        if record.module in self.hidden or not tracked.followers:
+            return None
+        card = (record.name, record.owner_id, record.key_fields, {k: record.fields.get(k) for k in record.key_fields})
+        item = _PostItem(tracked, change, actor_id, tuple(sorted(tracked.followers)), card, changes, notify)
+        tracked.last_item = item
+        self.items.append(item)
+        return item
+
+    def _note(self, ev: RecordEvent, tracked: _Tracked) -> None:
+        """F-FOLLOW-10: a note added in the CRM shows as a comment on the record's latest item, or on a
+        new item when that one is gone or some current followers cannot see it."""
+        text = check_text(ev.note_text or "", field="note.text")
+        self._touch(tracked, ev)
+        echo = self.echoes.get(ev.note_comment_id) if ev.note_comment_id is not None else None
+        if echo is not None and echo[1:] == (ev.module, ev.crm_id):
+            comment = echo[0]
+            comment.data = {**(comment.data or {}), "crm_note_id": ev.note_id}  # our own comment, now a note in the CRM
+            return
+        record = tracked.record
+        if record.module in self.hidden or not tracked.followers:
+            return
+        actor_id = self.person(ev.actor_email)
+        followers = tuple(sorted(tracked.followers))
+        everyone = {user_channel(u) for u in followers}
+        target: _PostItem | int | None = None
+        channels: frozenset[str] = frozenset()
+        last = tracked.last_item
+        if last is not None and everyone <= {user_channel(u) for u in last.followers}:
+            target, channels = last, frozenset(user_channel(u) for u in last.followers)
+        elif last is None and tracked.stored_post_channels is not None and everyone <= tracked.stored_post_channels:
+            assert record.last_post_id is not None
+            target, channels = record.last_post_id, tracked.stored_post_channels
+        if target is None:
+            target = self._post_item(tracked, NOTE_ADDED, [], actor_id, notify=False)
+            assert target is not None
+            channels = frozenset(everyone)
+        self.items.append(_NoteItem(tracked, text, ev.note_id, actor_id, record.owner_id, followers, target, tuple(sorted(channels))))
+
+    # --- writing what the batch produced, a few multi-row statements -------------------------
+    async def write(self) -> None:
+        if not self.tracked:
+            return
+        await self._insert_records()
+        await self._write_follows()
+        posts = await self._write_posts()
+        await self._update_records()
+        comments = await self._write_comments()
+        await self._write_notifications()
+        s = self.session
+        post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False), strict=True)}
+        comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments), strict=True)}
+        for item in self.items:
+            if isinstance(item, _PostItem):
+                assert item.post is not None
+                append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, [user_channel(u) for u in item.followers])
+            else:
+                assert item.comment is not None
+                append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
+            for note in item.notifications:
+                append_event(s, "notification.created", {"notification": notification_view(note)}, item.actor_id, [user_channel(note.user_id)])  # type: ignore[arg-type]
+
+    async def _insert_records(self) -> None:
+        new = [t.record for t in self.tracked.values() if t.record.id is None]
+        if not new:
+            return
+        rows = [
+            {"org_id": self.org.id, "module": r.module, "crm_id": r.crm_id, "name": r.name, "owner_id": r.owner_id, "creator_id": r.creator_id,
+             "territory_id": r.territory_id, "fields": r.fields, "key_fields": r.key_fields, "last_post_id": None, "created_at": r.created_at,
+             "last_activity_at": r.last_activity_at, "deleted_at": r.deleted_at}
+            for r in new
+        ]
+        ids = await _insert_returning_ids(self.session, Record.__table__, rows)
+        for record, record_id in zip(new, ids, strict=True):
+            record.id = record_id
+
+    async def _update_records(self) -> None:
+        """Every touched record: one `UPDATE … FROM (VALUES …)` on PostgreSQL, an executemany on SQLite
+        (which cannot name the columns of a VALUES list)."""
+        table = Record.__table__
+        rows = [(t.record.id, *(getattr(t.record, name) for name in _REC_CHANGES)) for t in self.tracked.values()]
+        if self.session.get_bind().dialect.name == "postgresql":
+            changes = values(table.c.id, *(table.c[name] for name in _REC_CHANGES), name="changes").data(rows)
+            await self.session.execute(
+                update(table).where(table.c.org_id == self.org.id, table.c.id == changes.c.id).values({n: cast(changes.c[n], table.c[n].type) for n in _REC_CHANGES})  # an all-NULL column of VALUES is text
+            )
+            return
+        stmt = update(table).where(table.c.org_id == self.org.id, table.c.id == bindparam("b_id")).values({n: bindparam(f"b_{n}") for n in _REC_CHANGES})
+        await self.session.execute(stmt, [{"b_id": row[0], **{f"b_{n}": v for n, v in zip(_REC_CHANGES, row[1:], strict=True)}} for row in rows])
+
+    async def _write_follows(self) -> None:
+        touched = list(self.tracked.values())
+        rows = [
+            {"org_id": self.org.id, "record_id": t.record.id, "user_id": u, "module": t.record.module, "source": src,
+             "last_activity_at": t.record.last_activity_at, "created_at": self.now}
+            for t in touched for u, src in t.new_followers.items()
+        ]
+        if rows:
+            await self.session.execute(insert(Follow.__table__), rows)
+        # Follows carry the record's last update for the dormant-records index (store/models/records.py).
+        activity = [{"b_org": self.org.id, "b_id": t.record.id, "b_at": t.record.last_activity_at} for t in touched if len(t.followers) > len(t.new_followers)]
+        if activity:
+            table = Follow.__table__
+            await self.session.execute(
+                update(table).where(table.c.org_id == bindparam("b_org"), table.c.record_id == bindparam("b_id")).values(last_activity_at=bindparam("b_at")),
+                activity,
+            )
+
+    async def _write_posts(self) -> list[Post]:
+        items = [i for i in self.items if isinstance(i, _PostItem)]
+        if not items:
+            return []
+        owners = {i.card[1] for i in items if i.card[1] is not None}
+        names = dict((await self.session.execute(select(User.id, User.name).where(User.id.in_(owners)))).all()) if owners else {}
+        rows = []
+        for item in items:
+            record = item.tracked.record
+            assert record.id is not None
+            name, owner_id, key_fields, values = item.card
+            owner = {"id": owner_id, "name": names.get(owner_id)} if owner_id is not None else None
+            card = business_card(record.module, record.id, record.crm_id, name, owner, values, key_fields)
+            rows.append({
+                "org_id": self.org.id, "kind": RECORD, "author_id": item.actor_id, "body": summary(record.module, name, item.change),
+                "group_id": None, "recipient_id": None, "module": record.module, "data": {"record": card, "change": item.change, "fields": item.changes},
+                "comment_count": 0, "created_at": self.now,
+            })
+        ids = await _insert_returning_ids(self.session, Post.__table__, rows)
+        for item, row, post_id in zip(items, rows, ids, strict=True):
+            item.post = Post(id=post_id, **row)  # not added to the session: its row is written
+            item.tracked.record.last_post_id = post_id
+        await self.session.execute(
+            insert(PostAudience.__table__),
+            [{"org_id": self.org.id, "post_id": i.post.id, "channel": user_channel(u), "module": i.post.module, "created_at": self.now}
+             for i in items if i.post for u in i.followers],
+        )
+        return [i.post for i in items if i.post]
+
+    async def _write_comments(self) -> list[Comment]:
+        notes = [i for i in self.items if isinstance(i, _NoteItem)]
+        if not notes:
+            return []
+        rows = []
+        for note in notes:
+            post_id = note.target if isinstance(note.target, int) else note.target.post.id  # type: ignore[union-attr]
+            rows.append({"org_id": self.org.id, "post_id": post_id, "author_id": note.actor_id, "body": note.text,
+                         "data": {"source": "crm", "crm_note_id": note.crm_note_id}, "created_at": self.now})
+        ids = await _insert_returning_ids(self.session, Comment.__table__, rows)
+        for note, row, comment_id in zip(notes, rows, ids, strict=True):
+            note.comment = Comment(id=comment_id, **row)
+        posts = Post.__table__
+        await self.session.execute(
+            update(posts).where(posts.c.org_id == bindparam("b_org"), posts.c.id == bindparam("b_id"))
+            .values(comment_count=posts.c.comment_count + bindparam("b_n")),
+            [{"b_org": self.org.id, "b_id": post_id, "b_n": n} for post_id, n in Counter(r["post_id"] for r in rows).items()],
+        )
+        return [n.comment for n in notes if n.comment]
+
+    async def _write_notifications(self) -> None:
+        """F-NOTIF-1: the owner and the followers hear of a change or a note; the one who made it does not."""
+        notes: list[_Notification] = []
+        for item in self.items:
+            if isinstance(item, _PostItem) and not item.notify:
+                continue
+            if isinstance(item, _PostItem):
+                assert item.post is not None
+                owner_id, post_id, comment_id = item.card[1], item.post.id, None
+                data = {"record": _short_card(item.tracked.record, item.card[0]), "change": item.change}
+            else:
+                assert item.comment is not None
+                record = item.tracked.record
+                owner_id, post_id, comment_id = item.owner_id, item.comment.post_id, item.comment.id
+                data = {"record": _short_card(record, record.name), "change": NOTE_ADDED}
+            item.notifications = [
+                _Notification(u, RECORD_OWNED if u == owner_id else RECORD_FOLLOWED, item.actor_id, post_id, comment_id, data, self.now)
+                for u in item.followers if u != item.actor_id
+            ]
+            notes.extend(item.notifications)
+        if not notes:
+            return
+        rows = [
+            {"org_id": self.org.id, "user_id": n.user_id, "kind": n.kind, "actor_id": n.actor_id, "post_id": n.post_id,
+             "comment_id": n.comment_id, "data": n.data, "created_at": n.created_at, "read_at": None}
+            for n in notes
+        ]
+        ids = await _insert_returning_ids(self.session, Notification.__table__, rows)
+        for note, note_id in zip(notes, ids, strict=True):
+            note.id = note_id
 
 
-async def _apply(b: _Batch, ev: RecordEvent) -> Record:
-    record = (
-        await b.session.execute(select(Record).where(Record.module == ev.module, Record.crm_id == ev.crm_id))
-    ).scalar_one_or_none()
-    if ev.type == "created" or (record is None and ev.type == "edited"):
-        return await _created_or_edited(b, ev, record)
-    if record is None:
-        raise NotFound("record_not_found", f"no {ev.module} record {ev.crm_id!r} was reported before")
-    if ev.type == "edited":
-        return await _created_or_edited(b, ev, record)
-    if ev.type == "deleted":
-        record.deleted_at = b.now
-        record.last_activity_at = b.now
-        await _item(b, record, "deleted", [], b.person(ev.actor_email))
-        return record
-    await _note(b, ev, record)
-    return record
+def _short_card(record: _Rec, name: str) -> dict[str, Any]:
+    """What a notification says of the record; the item it points to has the whole business card."""
+    return {"module": record.module, "id": record.id, "crm_id": record.crm_id, "name": name}
 
 
-async def _created_or_edited(b: _Batch, ev: RecordEvent, record: Record | None) -> Record:
-    fields = dict(ev.fields or {})
-    if len(fields) > limits.MAX_RECORD_FIELDS:
-        raise ValidationFailed("too_many_fields", f"at most {limits.MAX_RECORD_FIELDS} fields per record", limit=limits.MAX_RECORD_FIELDS)
-    created = record is None
-    if record is None:
-        record = Record(module=ev.module, crm_id=ev.crm_id, name=ev.name or ev.crm_id, fields={}, created_at=b.now, last_activity_at=b.now)
-        b.session.add(record)
-    old_fields = dict(record.fields or {})
-    merged = {**old_fields, **fields}
-    record.fields = merged
-    if ev.name:
-        record.name = ev.name[: limits.MAX_NAME_CHARS]
-    if ev.owner_email is not None:
-        record.owner_id = b.person(ev.owner_email)
-    if ev.creator_email is not None and (created or record.creator_id is None):
-        record.creator_id = b.person(ev.creator_email)
-    if ev.territory is not None:
-        record.territory_id = b.territories.get(ev.territory.lower())
-    record.last_activity_at = b.now
-    record.deleted_at = None
-    await b.session.flush()
-    assert b.rules is not None
-    facts = RecordFacts(record.owner_id, record.creator_id, record.territory_id)
-    wanted = {u: RULE for u in await b.rules.followers_for(b.session, record.module, merged, facts)}
-    if record.owner_id is not None:
-        wanted[record.owner_id] = OWNER
-    await _follow_many(b.session, record, wanted, b.now)
-    changes = [] if created else field_changes(old_fields, merged, ev.changes)
-    await _item(b, record, "created" if created else "edited", changes, b.person(ev.actor_email))
-    return record
+async def _insert_returning_ids(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """One multi-row INSERT (the rows skip the ORM, so they carry their `org_id`); ids in the order of `rows`."""
+    if not rows:
+        return []
+    return list((await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)).scalars())
 
 
-async def follower_ids(session: AsyncSession, record_id: int) -> list[int]:
-    return list((await session.execute(select(Follow.user_id).where(Follow.record_id == record_id).order_by(Follow.user_id))).scalars())
+# --- records, follows, "followed by me", dormant records ---------------------------------------
+async def cards(session: AsyncSession, records: list[Record]) -> list[dict[str, Any]]:
+    """Business cards of stored records, with their owners' names in one query."""
+    owners = {r.owner_id for r in records if r.owner_id is not None}
+    names = dict((await session.execute(select(User.id, User.name).where(User.id.in_(owners)))).all()) if owners else {}
+    return [
+        business_card(
+            r.module, r.id, r.crm_id, r.name, {"id": r.owner_id, "name": names.get(r.owner_id)} if r.owner_id is not None else None,
+            r.fields or {}, r.key_fields or [],
+        )
+        for r in records
+    ]
 
 
-async def card(session: AsyncSession, record: Record) -> dict[str, Any]:
-    owner = None
-    if record.owner_id is not None:
-        name = (await session.execute(select(User.name).where(User.id == record.owner_id))).scalar_one_or_none()
-        owner = {"id": record.owner_id, "name": name}
-    return business_card(record.module, record.id, record.crm_id, record.name, owner, record.fields or {})
+async def get_record(session: AsyncSession, record_id: int) -> Record:
+    return await must_get(session, Record, record_id, "record")
 
 
-def _summary(change: str, record: Record, changes: list[dict[str, Any]]) -> str:
-    what = f"{record.module} record “{record.name}”"
-    if change == "edited" and changes:
-        shown = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in changes[:5])
-        return f"{what} was edited — {shown}"[: limits.MAX_POST_CHARS]
-    return f"{what} was {change}"
+async def is_following(session: AsyncSession, user_id: int, record_id: int) -> bool:
+    return (await session.execute(select(Follow.user_id).where(Follow.record_id == record_id, Follow.user_id == user_id))).first() is not None
 
 
-async def _item(b: _Batch, record: Record, change: str, changes: list[dict[str, Any]], actor_id: int | None) -> None:
-    """A feed item for the record's followers, unless an admin unticked the module (F-FEED-5)."""
-    if record.module in (b.org.disabled_modules or []):
-        return
-    followers = await follower_ids(b.session, record.id)
-    if not followers:
-        return
-    data = {"record": await card(b.session, record), "change": change, "fields": changes}
-    post = Post(kind="record", author_id=actor_id, body=_summary(change, record, changes), module=record.module, data=data, created_at=b.now)
-    b.session.add(post)
-    await b.session.flush()
-    channels = [user_channel(u) for u in followers]
-    b.session.add_all(PostAudience(post_id=post.id, channel=c, module=record.module, created_at=b.now) for c in channels)
-    record.last_post_id = post.id
-    await b.session.flush()
-    view = (await post_views(b.session, [post]))[0]
-    append_event(b.session, "post.created", {"post": view}, actor_id, channels)
-    await notify_record_change(b.session, post.id, actor_id, record.owner_id, followers, {"record": data["record"], "change": change}, b.now)
-
-
-async def _note(b: _Batch, ev: RecordEvent, record: Record) -> None:
-    """F-FOLLOW-10: a note added in the CRM shows as a comment on the record's latest item."""
-    text = check_text(ev.note_text or "", field="note.text")
-    record.last_activity_at = b.now
-    if record.module in (b.org.disabled_modules or []):
-        return
-    if record.last_post_id is None or (await b.session.execute(select(Post.id).where(Post.id == record.last_post_id))).first() is None:
-        await _item(b, record, "noted", [], b.person(ev.actor_email))
-    if record.last_post_id is None:
-        return
-    channels = [c for c in (await b.session.execute(select(PostAudience.channel).where(PostAudience.post_id == record.last_post_id))).scalars()]
-    comment = Comment(post_id=record.last_post_id, author_id=b.person(ev.actor_email), body=text, created_at=b.now,
-                      data={"source": "crm", "crm_note_id": ev.note_id})
-    b.session.add(comment)
-    await b.session.flush()
-    await b.session.execute(update(Post).where(Post.id == record.last_post_id).values(comment_count=Post.comment_count + 1))
-    view = (await comment_views(b.session, [comment]))[0]
-    append_event(b.session, "comment.created", {"post_id": record.last_post_id, "comment": view}, comment.author_id, channels)
-
-
-async def _follow_many(session: AsyncSession, record: Record, wanted: dict[int, str], now: datetime) -> None:
-    """Add the follows that do not exist yet, in one round trip."""
-    if not wanted:
-        return
-    existing = set((await session.execute(select(Follow.user_id).where(Follow.record_id == record.id))).scalars())
-    session.add_all(
-        Follow(record_id=record.id, user_id=u, module=record.module, source=src, created_at=now) for u, src in wanted.items() if u not in existing
-    )
-
-
-async def follow(session: AsyncSession, record: Record, user_id: int, source: str, now: datetime) -> bool:
-    """Idempotent; returns whether a new follow was made."""
-    exists = (await session.execute(select(Follow.user_id).where(Follow.record_id == record.id, Follow.user_id == user_id))).first()
-    if exists:
-        return False
-    session.add(Follow(record_id=record.id, user_id=user_id, module=record.module, source=source, created_at=now))
-    await session.flush()
-    return True
-
-
-async def visible_record(session: AsyncSession, record_id: int) -> Record:
-    record = await must_get(session, Record, record_id, "record")
+async def _live_record(session: AsyncSession, record_id: int) -> Record:
+    record = await get_record(session, record_id)
+    if record.deleted_at is not None:
+        raise NotFound("record_not_found", "this record was deleted in the CRM")
     return record
 
 
 async def follow_by_hand(session: AsyncSession, user_id: int, record_id: int, now: datetime) -> Record:
-    record = await visible_record(session, record_id)
-    await follow(session, record, user_id, MANUAL, now)
-    append_event(session, "record.followed", {"record_id": record.id}, user_id, [user_channel(user_id)])
+    """F-FOLLOW-2: the Follow button. Following twice is the same as once."""
+    record = await _live_record(session, record_id)
+    if not await is_following(session, user_id, record.id):
+        session.add(Follow(record_id=record.id, user_id=user_id, module=record.module, source=MANUAL, last_activity_at=record.last_activity_at, created_at=now))
+        await session.flush()
+        append_event(session, "record.followed", {"record_id": record.id}, user_id, [user_channel(user_id)])
     return record
 
 
 async def unfollow(session: AsyncSession, user_id: int, record_id: int) -> None:
-    record = await visible_record(session, record_id)
-    row = (await session.execute(select(Follow).where(Follow.record_id == record.id, Follow.user_id == user_id))).scalar_one_or_none()
-    if row is None:
+    """F-FOLLOW-2: anyone but the record's owner, who follows it for as long as they own it."""
+    record = await get_record(session, record_id)
+    if record.owner_id == user_id:
+        raise Conflict("owner_follows", "the owner of a record follows it automatically")
+    result = await session.execute(delete(Follow).where(Follow.record_id == record.id, Follow.user_id == user_id))
+    if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("not_following", "you do not follow this record")
-    await session.delete(row)
     append_event(session, "record.unfollowed", {"record_id": record.id}, user_id, [user_channel(user_id)])
 
 
-async def followed_by(session: AsyncSession, user_id: int, module: str | None, after_id: int | None, limit: int) -> list[Record]:
-    """F-FOLLOW-9: by record id, keyset."""
+async def followed_by(session: AsyncSession, user_id: int, module: str | None, cursor: str | None, limit: int) -> tuple[list[Record], str | None]:
+    """F-FOLLOW-9: the records a user follows, by module then record, keyset-paginated."""
     stmt = (
         select(Record)
         .join(Follow, and_(Follow.record_id == Record.id, Follow.org_id == Record.org_id))
-        .where(Follow.user_id == user_id)
-        .order_by(Record.id)
-        .limit(limit)
+        .where(Follow.user_id == user_id, Record.deleted_at.is_(None))
+        .order_by(Follow.module, Follow.record_id)
+        .limit(limit + 1)
     )
-    if module:
+    if module is not None:
         stmt = stmt.where(Follow.module == module)
-    if after_id is not None:
-        stmt = stmt.where(Record.id > after_id)
-    return list((await session.execute(stmt)).scalars())
+    if cursor:
+        stmt = stmt.where(tuple_(Follow.module, Follow.record_id) > tuple_(*decode_followed_cursor(cursor)))
+    rows = list((await session.execute(stmt)).scalars())
+    page = rows[:limit]
+    return page, encode_followed_cursor(page[-1].module, page[-1].id) if len(rows) > limit else None
 
 
 def check_dormant_days(days: int) -> int:
@@ -275,28 +623,23 @@ def check_dormant_days(days: int) -> int:
 async def dormant(
     session: AsyncSession, user_id: int, days: int, module: str | None, cursor: str | None, limit: int, now: datetime
 ) -> tuple[list[Record], str | None]:
-    """F-FOLLOW-8: records the user owns or follows with no update for at least `days` days, oldest first."""
+    """F-FOLLOW-8: records the user owns or follows with no update for at least `days` days, oldest first.
+
+    An owner always follows their record, so this is one range scan over the user's follows.
+    """
     cutoff = now - timedelta(days=check_dormant_days(days))
-    position = cursors.decode(cursor) if cursor else None
-
-    def narrow(stmt):  # type: ignore[no-untyped-def]
-        stmt = stmt.where(Record.deleted_at.is_(None), Record.last_activity_at <= cutoff)
-        if module:
-            stmt = stmt.where(Record.module == module)
-        if position is not None:
-            stmt = stmt.where(tuple_(Record.last_activity_at, Record.id) > tuple_(*position))
-        return stmt.order_by(Record.last_activity_at, Record.id).limit(limit + 1)
-
-    # Owned and followed records are two index-ordered scans, merged: an OR of the two would make the
-    # database walk every dormant record of the org.
-    owned = narrow(select(Record.id, Record.last_activity_at).where(Record.owner_id == user_id)).subquery().select()
-    followed = narrow(
-        select(Record.id, Record.last_activity_at).join(Follow, and_(Follow.record_id == Record.id, Follow.org_id == Record.org_id)).where(Follow.user_id == user_id)
-    ).subquery().select()
-    merged = union(owned, followed).subquery()
-    ids = select(merged.c.id).order_by(merged.c.last_activity_at, merged.c.id).limit(limit + 1)
-    stmt = select(Record).where(Record.id.in_(ids)).order_by(Record.last_activity_at, Record.id)
+    stmt = (
+        select(Record)
+        .join(Follow, and_(Follow.record_id == Record.id, Follow.org_id == Record.org_id))
+        .where(Follow.user_id == user_id, Follow.last_activity_at <= cutoff, Record.deleted_at.is_(None))
+        .order_by(Follow.last_activity_at, Follow.record_id)
+        .limit(limit + 1)
+    )
+    if module is not None:
+        stmt = stmt.where(Follow.module == module)
+    if cursor:
+        at, record_id = cursors.decode(cursor)
+        stmt = stmt.where(tuple_(Follow.last_activity_at, Follow.record_id) > tuple_(at, record_id))
     rows = list((await session.execute(stmt)).scalars())
     page = rows[:limit]
-    nxt = cursors.encode(page[-1].last_activity_at, page[-1].id) if len(rows) > limit and page else None
-    return page, nxt
+    return page, cursors.encode(page[-1].last_activity_at, page[-1].id) if len(rows) > limit else None

@@ -16,53 +16,62 @@ from feeds_server import limits
 from feeds_server.actions.directory import must_get
 from feeds_server.domain.criteria import Criteria, compile_criteria, criteria_to_text
 from feeds_server.domain.records import Directory, Followers, RecordFacts, rule_followers
-from feeds_server.errors import Forbidden, LimitExceeded, NotFound
+from feeds_server.domain.audience import user_channel
+from feeds_server.errors import Conflict, Forbidden, LimitExceeded, NotFound
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import AutoFollowRule, Group, Membership, Record, Role, Territory, TerritoryMember, User
 
 
 @lru_cache(maxsize=4096)
-def _compiled(rule_id: int, version: str, criteria_json: bytes) -> Criteria:
-    """Compiled once per rule version, reused by every event that evaluates it."""
+def _compiled(rule_id: int, version: int, criteria_json: bytes) -> Criteria:
     return compile_criteria(orjson.loads(criteria_json))
 
 
 def compiled(rule: AutoFollowRule) -> Criteria:
-    return _compiled(rule.id, rule.updated_at.isoformat(), orjson.dumps(rule.criteria, option=orjson.OPT_SORT_KEYS))
+    """Compiled once per rule version and reused by every event that evaluates it."""
+    return _compiled(rule.id, rule.version, orjson.dumps(rule.criteria, option=orjson.OPT_SORT_KEYS))
 
 
 async def load_directory(session: AsyncSession) -> Directory:
     graph = await load_graph(session, with_members=True)
+    parents = dict((await session.execute(select(Territory.id, Territory.parent_id))).all())
     members: dict[int, set[int]] = {}
     for territory_id, user_id in await session.execute(select(TerritoryMember.territory_id, TerritoryMember.user_id)):
         members.setdefault(territory_id, set()).add(user_id)
-    return Directory(graph, {t: frozenset(u) for t, u in members.items()})
+    return Directory(graph, parents, {t: frozenset(u) for t, u in members.items()})
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Compiled:
+    creator_id: int
+    criteria: Criteria
+    followers: Followers
+
+
+@dataclass(frozen=True)
 class RuleSet:
-    """The rules of some modules, compiled, with the people directory loaded only if a rule matches."""
+    """The rules of some modules, compiled, and the directory their followers are resolved in."""
 
-    by_module: dict[str, list[AutoFollowRule]]
-    directory: Directory | None = None
+    by_module: Mapping[str, list[_Compiled]]
+    directory: Directory | None
 
-    async def followers_for(self, session: AsyncSession, module: str, fields: Mapping[str, Any], record: RecordFacts) -> frozenset[int]:
+    def followers_for(self, module: str, fields: Mapping[str, Any], record: RecordFacts) -> frozenset[int]:
+        """F-FOLLOW-4: everyone a matching rule of the module makes follow the record."""
         out: set[int] = set()
-        for rule in self.by_module.get(module, []):
-            if not compiled(rule).matches(fields):
-                continue
-            if self.directory is None:
-                self.directory = await load_directory(session)
-            out |= rule_followers(rule.creator_id, Followers.from_json(rule.followers), record, self.directory)
+        for rule in self.by_module.get(module, ()):
+            if rule.criteria.matches(fields):
+                assert self.directory is not None
+                out |= rule_followers(rule.creator_id, rule.followers, record, self.directory)
         return frozenset(out)
 
 
 async def load_rule_set(session: AsyncSession, modules: Iterable[str]) -> RuleSet:
-    by_module: dict[str, list[AutoFollowRule]] = {}
-    for rule in (await session.execute(select(AutoFollowRule).where(AutoFollowRule.module.in_(set(modules))))).scalars():
-        by_module.setdefault(rule.module, []).append(rule)
-    return RuleSet(by_module)
+    by_module: dict[str, list[_Compiled]] = {}
+    stmt = select(AutoFollowRule).where(AutoFollowRule.module.in_(set(modules))).order_by(AutoFollowRule.id)
+    for rule in (await session.execute(stmt)).scalars():
+        by_module.setdefault(rule.module, []).append(_Compiled(rule.creator_id, compiled(rule), Followers.from_json(rule.followers)))
+    return RuleSet(by_module, await load_directory(session) if by_module else None)
 
 
 async def _check_follower_ids(session: AsyncSession, f: Followers) -> None:
@@ -77,13 +86,27 @@ async def _check_follower_ids(session: AsyncSession, f: Followers) -> None:
             raise NotFound(f"{name[:-1] if name != 'territories' else 'territory'}_not_found", f"no such {name[:-1]}: {missing[0]}", field=f"followers.{name}")
 
 
+async def _check_name_free(session: AsyncSession, creator_id: int, module: str, name: str, rule_id: int | None = None) -> None:
+    """A creator's rules of one module have distinct names (rule files match rules by name)."""
+    stmt = select(AutoFollowRule.id).where(
+        AutoFollowRule.creator_id == creator_id, AutoFollowRule.module == module, AutoFollowRule.name == name
+    )
+    if rule_id is not None:
+        stmt = stmt.where(AutoFollowRule.id != rule_id)
+    if (await session.execute(stmt)).first() is not None:
+        raise Conflict("rule_name_taken", f"you already have a {module} rule named {name!r}", field="name")
+
+
 async def create_rule(
     session: AsyncSession, creator_id: int, is_admin: bool, name: str, module: str, criteria: Any, followers: Followers,
     description: str, now: datetime,
 ) -> AutoFollowRule:
+    """F-FOLLOW-4 … F-FOLLOW-6: a valid rule, with followers the creator may name, within the limit."""
     compile_criteria(criteria)
     followers.check_allowed(is_admin)
     await _check_follower_ids(session, followers)
+    # Serialize one creator's rule creation so two concurrent requests cannot both pass the count.
+    await session.execute(select(Membership.user_id).where(Membership.user_id == creator_id).with_for_update())
     count = (
         await session.execute(
             select(func.count()).select_from(AutoFollowRule).where(AutoFollowRule.creator_id == creator_id, AutoFollowRule.module == module)
@@ -94,23 +117,31 @@ async def create_rule(
             "too_many_rules", f"at most {limits.MAX_RULES_PER_MODULE_PER_CREATOR} rules per module for each creator",
             limit=limits.MAX_RULES_PER_MODULE_PER_CREATOR, module=module,
         )
+    name = name.strip()
+    await _check_name_free(session, creator_id, module, name)
     rule = AutoFollowRule(
-        creator_id=creator_id, name=name.strip(), module=module, criteria=criteria, followers=followers.to_json(),
-        description=description, created_at=now, updated_at=now,
+        creator_id=creator_id, name=name, module=module, criteria=criteria, followers=followers.to_json(),
+        description=description, version=1, created_at=now, updated_at=now,
     )
     session.add(rule)
     await session.flush()
-    append_event(session, "rule.created", {"rule_id": rule.id, "module": module}, creator_id)
+    append_event(session, "rule.created", {"rule_id": rule.id, "module": module}, creator_id, [user_channel(creator_id)])
     return rule
 
 
 async def shared_with(session: AsyncSession, user_id: int, role_id: int | None) -> list[AutoFollowRule]:
-    """Rules naming the user as a follower: directly, through their role, a group or a territory."""
+    """Rules naming the user as a follower: directly, through their role, a group, or a territory
+    they belong to (a territory includes the territories below it)."""
     rules = list((await session.execute(select(AutoFollowRule).where(AutoFollowRule.creator_id != user_id).order_by(AutoFollowRule.id))).scalars())
     if not rules:
         return []
     graph = await load_graph(session)
-    territories = set((await session.execute(select(TerritoryMember.territory_id).where(TerritoryMember.user_id == user_id))).scalars())
+    parents = dict((await session.execute(select(Territory.id, Territory.parent_id))).all())
+    territories: set[int] = set()
+    for tid in (await session.execute(select(TerritoryMember.territory_id).where(TerritoryMember.user_id == user_id))).scalars():
+        while tid is not None and tid not in territories:
+            territories.add(tid)
+            tid = parents.get(tid)
     out = []
     for rule in rules:
         f = Followers.from_json(rule.followers)
@@ -151,12 +182,14 @@ async def update_rule(
         await _check_follower_ids(session, followers)
         rule.followers = followers.to_json()
     if name is not None:
+        await _check_name_free(session, rule.creator_id, rule.module, name.strip(), rule.id)
         rule.name = name.strip()
     if description is not None:
         rule.description = description
+    rule.version += 1
     rule.updated_at = now
     await session.flush()
-    append_event(session, "rule.updated", {"rule_id": rule.id}, rule.creator_id)
+    append_event(session, "rule.updated", {"rule_id": rule.id}, rule.creator_id, [user_channel(rule.creator_id)])
     return rule
 
 
@@ -164,43 +197,52 @@ async def delete_rule(session: AsyncSession, rule: AutoFollowRule) -> None:
     rule_id = rule.id
     await session.delete(rule)
     await session.flush()
-    append_event(session, "rule.deleted", {"rule_id": rule_id}, rule.creator_id)
+    append_event(session, "rule.deleted", {"rule_id": rule_id}, rule.creator_id, [user_channel(rule.creator_id)])
 
 
 async def preview(session: AsyncSession, creator_id: int, module: str, criteria: Any, followers: Followers) -> dict[str, Any]:
-    """Which current records of the module match, and who would follow each (before saving)."""
+    """Before saving: which current records of the module match, and who would follow each.
+
+    Looks at the module's most recently active records (at most `RULE_PREVIEW_SCAN`); `complete`
+    says whether that was all of them.
+    """
     compiled_ = compile_criteria(criteria)
+    await _check_follower_ids(session, followers)
     directory = await load_directory(session)
-    scanned = 0
-    matches = []
-    stmt = select(Record).where(Record.module == module, Record.deleted_at.is_(None)).order_by(Record.last_activity_at.desc()).limit(PREVIEW_SCAN)
-    for record in (await session.execute(stmt)).scalars():
+    stmt = (
+        select(Record.id, Record.crm_id, Record.name, Record.owner_id, Record.creator_id, Record.territory_id, Record.fields)
+        .where(Record.module == module, Record.deleted_at.is_(None))
+        .order_by(Record.last_activity_at.desc(), Record.id.desc())
+        .limit(limits.RULE_PREVIEW_SCAN)
+    )
+    scanned = matched = 0
+    shown: list[tuple[Any, list[int]]] = []
+    for row in await session.execute(stmt):
         scanned += 1
-        if not compiled_.matches(record.fields or {}):
+        if not compiled_.matches(row.fields or {}):
             continue
-        who = rule_followers(creator_id, followers, RecordFacts(record.owner_id, record.creator_id, record.territory_id), directory)
-        matches.append((record, sorted(who)))
-        if len(matches) >= limits.RULE_PREVIEW_RECORDS:
-            break
-    names = dict((await session.execute(select(User.id, User.name).where(User.id.in_({u for _, w in matches for u in w})))).all())
+        matched += 1
+        if len(shown) < limits.RULE_PREVIEW_RECORDS:
+            who = rule_followers(creator_id, followers, RecordFacts(row.owner_id, row.creator_id, row.territory_id), directory)
+            shown.append((row, sorted(who)))
+    wanted = {u for _, who in shown for u in who}
+    names = dict((await session.execute(select(User.id, User.name).where(User.id.in_(wanted)))).all()) if wanted else {}
     return {
         "criteria_text": criteria_to_text(criteria),
         "scanned": scanned,
+        "matched": matched,
+        "complete": scanned < limits.RULE_PREVIEW_SCAN,
         "matches": [
-            {"record": {"id": r.id, "crm_id": r.crm_id, "name": r.name, "module": r.module},
+            {"record": {"id": r.id, "module": module, "crm_id": r.crm_id, "name": r.name},
              "followers": [{"id": u, "name": names.get(u)} for u in who]}
-            for r, who in matches
+            for r, who in shown
         ],
     }
-
-
-# Preview looks at the most recently active records of the module, not the whole history.
-PREVIEW_SCAN = 10_000
 
 
 def rule_view(rule: AutoFollowRule) -> dict[str, Any]:
     return {
         "id": rule.id, "name": rule.name, "description": rule.description, "module": rule.module, "creator_id": rule.creator_id,
         "criteria": rule.criteria, "criteria_text": criteria_to_text(rule.criteria), "followers": rule.followers,
-        "created_at": rule.created_at, "updated_at": rule.updated_at,
+        "version": rule.version, "created_at": rule.created_at, "updated_at": rule.updated_at,
     }

@@ -1,9 +1,10 @@
 """Notes back to the CRM (F-FOLLOW-10): a comment on a record item becomes a signed webhook call.
 
-The delivery row is written with the comment (an outbox), so a committed comment is always sent;
-delivery retries with exponential backoff and jitter until the CRM answers 2xx. Each call carries
-`X-Feeds-Timestamp` and `X-Feeds-Signature: sha256=HEX`, the HMAC-SHA256 of "TIMESTAMP.BODY" with
-the integration's webhook secret (docs/records.md shows how to check it).
+The delivery row is written in the comment's transaction (an outbox), so a committed comment is
+always sent. `deliver_webhooks` claims due rows with a lease, sends them, and retries failures with
+exponential backoff and jitter. Each call carries `X-Feeds-Timestamp` and
+`X-Feeds-Signature: sha256=HEX`, the HMAC-SHA256 of "TIMESTAMP.BODY" under the integration's
+webhook secret, so the CRM can check where it came from and refuse replays (docs/records.md).
 """
 
 from __future__ import annotations
@@ -20,23 +21,47 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.directory import must_get
+from feeds_server.errors import NotFound
 from feeds_server.services import Services
+from feeds_server.store.events import append_event
 from feeds_server.store.models import Integration, IntegrationWebhook, Post, User, WebhookDelivery
 from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.webhooks")
+
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-async def set_webhook(session: AsyncSession, integration_id: int, url: str) -> tuple[IntegrationWebhook, str]:
+def backoff_seconds(attempts: int) -> float:
+    """Delay before the next try: doubling from the base up to the cap, with "equal jitter"."""
+    ceiling = min(limits.WEBHOOK_RETRY_MAX_SECONDS, limits.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return ceiling / 2 + random.random() * ceiling / 2
+
+
+def is_permanent(status: int) -> bool:
+    """A 4xx other than timeouts and rate limits will not change by retrying."""
+    return 400 <= status < 500 and status not in (408, 409, 425, 429)
+
+
+# --- configuration (admins) -------------------------------------------------------------------
+async def get_webhook(session: AsyncSession, integration_id: int) -> IntegrationWebhook:
+    await must_get(session, Integration, integration_id, "integration")
+    hook = (await session.execute(select(IntegrationWebhook).where(IntegrationWebhook.integration_id == integration_id))).scalar_one_or_none()
+    if hook is None:
+        raise NotFound("webhook_not_found", "this integration has no webhook")
+    return hook
+
+
+async def set_webhook(session: AsyncSession, actor_id: int, integration_id: int, url: str) -> tuple[IntegrationWebhook, str]:
     """Set (or replace) the integration's webhook URL; a new secret is made and shown once."""
     await must_get(session, Integration, integration_id, "integration")
     hook = (await session.execute(select(IntegrationWebhook).where(IntegrationWebhook.integration_id == integration_id))).scalar_one_or_none()
@@ -47,11 +72,38 @@ async def set_webhook(session: AsyncSession, integration_id: int, url: str) -> t
     else:
         hook.url, hook.secret = url, secret
     await session.flush()
+    append_event(session, "integration.webhook_set", {"id": integration_id, "url": url}, actor_id)
     return hook, secret
 
 
+async def remove_webhook(session: AsyncSession, actor_id: int, integration_id: int) -> None:
+    hook = await get_webhook(session, integration_id)
+    await session.execute(delete(WebhookDelivery).where(WebhookDelivery.integration_id == integration_id, WebhookDelivery.status != DELIVERED))
+    await session.delete(hook)
+    append_event(session, "integration.webhook_removed", {"id": integration_id}, actor_id)
+
+
+async def webhook_view(session: AsyncSession, hook: IntegrationWebhook) -> dict[str, Any]:
+    rows = await session.execute(
+        select(WebhookDelivery.status, func.count()).where(WebhookDelivery.integration_id == hook.integration_id).group_by(WebhookDelivery.status)
+    )
+    counts = {PENDING: 0, DELIVERED: 0, FAILED: 0} | {(PENDING if status == SENDING else status): n for status, n in rows}
+    return {"integration_id": hook.integration_id, "url": hook.url, "deliveries": counts}
+
+
+async def retry_failed(session: AsyncSession, integration_id: int, now: datetime) -> int:
+    await get_webhook(session, integration_id)
+    result = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.integration_id == integration_id, WebhookDelivery.status == FAILED)
+        .values(status=PENDING, attempts=0, next_attempt_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- the outbox ---------------------------------------------------------------------------------
 async def enqueue_note(session: AsyncSession, post: Post, comment: dict[str, Any], author_id: int, now: datetime) -> None:
-    """Queue the comment as a note for every live integration with a webhook."""
+    """Queue a comment on a record item as a note, for every live integration with a webhook."""
     record = (post.data or {}).get("record")
     if post.kind != "record" or not record:
         return
@@ -62,85 +114,101 @@ async def enqueue_note(session: AsyncSession, post: Post, comment: dict[str, Any
             .where(Integration.revoked_at.is_(None))
         )
     ).scalars().all()
+    if not hooks:
+        return
     author = (await session.execute(select(User.email, User.name).where(User.id == author_id))).first()
     payload = {
         "type": "note.created",
         "record": {"module": record["module"], "crm_id": record["crm_id"]},
-        "note": {"text": comment["body"], "comment_id": comment["id"], "created_at": comment["created_at"]},
+        "note": {"text": comment["body"], "comment_id": comment["id"], "created_at": comment["created_at"].isoformat()},
         "author": {"email": author[0], "name": author[1]} if author else None,
     }
     for integration_id in hooks:
-        session.add(WebhookDelivery(integration_id=integration_id, payload=payload, status="pending", next_attempt_at=now, created_at=now))
+        session.add(WebhookDelivery(integration_id=integration_id, payload=payload, status=PENDING, next_attempt_at=now, created_at=now))
 
 
-def _backoff(attempts: int) -> float:
-    ceiling = min(3600.0, 2.0 * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + random.random() * ceiling / 2
-
-
-async def deliver_webhooks(services: Services, burst: bool = False, stop: asyncio.Event | None = None, client: httpx.AsyncClient | None = None) -> int:
+# --- the delivery loop ----------------------------------------------------------------------------
+async def deliver_webhooks(
+    services: Services, burst: bool = False, stop: asyncio.Event | None = None, client: httpx.AsyncClient | None = None
+) -> int:
     """Send due deliveries until stopped (or, with `burst`, until none is due). Returns how many succeeded."""
     own_client = client is None
-    client = client or httpx.AsyncClient(timeout=10)
+    client = client or httpx.AsyncClient(timeout=limits.WEBHOOK_TIMEOUT_SECONDS)
     delivered = 0
     try:
         while stop is None or not stop.is_set():
             due = await _claim(services)
-            for delivery, hook in due:
-                delivered += await _deliver(services, client, delivery, hook)
-            if not due:
-                if burst:
-                    return delivered
-                await asyncio.sleep(1.0)
+            results = await asyncio.gather(*(_deliver(services, client, d, url, secret) for d, url, secret in due))
+            delivered += sum(results)
+            if due:
+                continue
+            if burst:
+                break
+            try:
+                await asyncio.wait_for(stop.wait() if stop else asyncio.sleep(1.0), timeout=1.0)
+            except TimeoutError:
+                pass
     finally:
         if own_client:
             await client.aclose()
     return delivered
 
 
-async def _claim(services: Services) -> list[tuple[WebhookDelivery, IntegrationWebhook]]:
+async def _claim(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
+    """Lease due deliveries (and ones whose worker died mid-send) to this worker."""
     now = services.clock()
     async with account_session(services.sessions) as session:
         rows = (
             await session.execute(
-                select(WebhookDelivery, IntegrationWebhook)
+                select(WebhookDelivery, IntegrationWebhook.url, IntegrationWebhook.secret, Integration.revoked_at)
                 .join(IntegrationWebhook, IntegrationWebhook.integration_id == WebhookDelivery.integration_id)
+                .join(Integration, Integration.id == WebhookDelivery.integration_id)
                 .where(
                     or_(
-                        (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= now),
-                        (WebhookDelivery.status == "sending") & (WebhookDelivery.lease_until < now),
+                        (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
+                        (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now),
                     )
                 )
                 .order_by(WebhookDelivery.id)
-                .limit(50)
+                .limit(limits.WEBHOOK_CLAIM_BATCH)
                 .with_for_update(of=WebhookDelivery, skip_locked=True)
             )
         ).all()
-        for delivery, _ in rows:
-            delivery.status, delivery.lease_until = "sending", now + timedelta(seconds=60)
+        claimed = []
+        for delivery, url, secret, revoked_at in rows:
+            if revoked_at is not None:
+                delivery.status, delivery.last_error, delivery.lease_until = FAILED, "the integration was revoked", None
+                continue
+            delivery.status, delivery.lease_until = SENDING, now + timedelta(seconds=limits.WEBHOOK_LEASE_SECONDS)
             delivery.attempts += 1
-        return [(d, h) for d, h in rows]
+            claimed.append((delivery, url, secret))
+        return claimed
 
 
-async def _deliver(services: Services, client: httpx.AsyncClient, delivery: WebhookDelivery, hook: IntegrationWebhook) -> int:
+async def _deliver(services: Services, client: httpx.AsyncClient, delivery: WebhookDelivery, url: str, secret: str) -> int:
     body = orjson.dumps({**delivery.payload, "delivery_id": delivery.id})
-    ts = str(int(time.time()))
-    headers = {"content-type": "application/json", "x-feeds-timestamp": ts, "x-feeds-signature": sign(hook.secret, ts, body),
-               "x-feeds-delivery": str(delivery.id)}
+    timestamp = str(int(time.time()))  # wall-clock time: the CRM compares it with its own clock
+    headers = {
+        "content-type": "application/json", "x-feeds-timestamp": timestamp, "x-feeds-signature": sign(secret, timestamp, body),
+        "x-feeds-delivery": str(delivery.id), "user-agent": "feeds-server-webhook",
+    }
+    permanent = False
     try:
-        response = await client.post(hook.url, content=body, headers=headers)
-        ok, error = response.is_success, f"HTTP {response.status_code}"
+        response = await client.post(url, content=body, headers=headers)
+        ok, error, permanent = response.is_success, f"HTTP {response.status_code}", is_permanent(response.status_code)
     except httpx.HTTPError as exc:
-        ok, error = False, repr(exc)
+        ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
     now = services.clock()
     values: dict[str, Any]
     if ok:
-        values = {"status": "delivered", "delivered_at": now, "lease_until": None}
-    elif delivery.attempts >= limits.WEBHOOK_MAX_ATTEMPTS:
-        values = {"status": "failed", "last_error": error, "lease_until": None}
-        log.warning("webhook delivery %s failed for good: %s", delivery.id, error)
+        values = {"status": DELIVERED, "delivered_at": now, "lease_until": None, "last_error": None}
+    elif permanent or delivery.attempts >= limits.WEBHOOK_MAX_ATTEMPTS:
+        values = {"status": FAILED, "last_error": error, "lease_until": None}
+        log.warning("webhook delivery %s failed for good after %d attempts: %s", delivery.id, delivery.attempts, error)
     else:
-        values = {"status": "pending", "last_error": error, "lease_until": None, "next_attempt_at": now + timedelta(seconds=_backoff(delivery.attempts))}
+        values = {"status": PENDING, "last_error": error, "lease_until": None, "next_attempt_at": now + timedelta(seconds=backoff_seconds(delivery.attempts))}
     async with account_session(services.sessions) as session:
-        await session.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery.id).values(**values))
+        await session.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == SENDING).values(**values)
+        )
     return 1 if ok else 0

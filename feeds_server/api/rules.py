@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from feeds_server import limits
 from feeds_server.actions import rules
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import Routes
@@ -32,7 +33,7 @@ class FollowersIn(Body):
 
 class RuleIn(Body):
     name: Name
-    module: Text = Field(min_length=1, max_length=64)
+    module: Text = Field(min_length=1, max_length=limits.MAX_MODULE_CHARS)
     criteria: dict[str, Any]
     followers: FollowersIn = Field(default_factory=FollowersIn)
     description: Description = ""
@@ -46,7 +47,7 @@ class RulePatch(Body):
 
 
 class PreviewIn(Body):
-    module: Text = Field(min_length=1, max_length=64)
+    module: Text = Field(min_length=1, max_length=limits.MAX_MODULE_CHARS)
     criteria: dict[str, Any]
     followers: FollowersIn = Field(default_factory=FollowersIn)
 

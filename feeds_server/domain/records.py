@@ -1,16 +1,25 @@
-"""Records in the feed: business cards (F-FEED-4), and who a rule makes follow a record (F-FOLLOW-5)."""
+"""Records in the feed: business cards (F-FEED-4), field changes (F-FOLLOW-1), and who a rule makes
+follow a record (F-FOLLOW-5). Pure: the callers load the org's people structure."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from feeds_server import limits
 from feeds_server.domain.audience import OrgGraph
 from feeds_server.errors import Forbidden, ValidationFailed
 
-EVENT_TYPES = ("created", "edited", "deleted", "note_added")
+# What the CRM reports, and what a record item says happened.
+CREATED, EDITED, DELETED, NOTE_ADDED = "created", "edited", "deleted", "note_added"
+EVENT_TYPES = (CREATED, EDITED, DELETED, NOTE_ADDED)
+
+# Why someone follows a record.
+OWNER, MANUAL, RULE = "owner", "manual", "rule"
 
 # Follower options of a rule. Only `creator` is open to everyone; the rest are for admins.
 ADMIN_ONLY_OPTIONS = ("record_creator", "owner_superior_role", "users", "roles", "groups", "territories")
@@ -27,6 +36,8 @@ class RecordFacts:
 
 @dataclass(frozen=True)
 class Followers:
+    """A rule's follower options (F-FOLLOW-5)."""
+
     creator: bool = True
     record_creator: bool = False
     owner_superior_role: bool = False
@@ -36,7 +47,7 @@ class Followers:
     territories: tuple[int, ...] = ()
 
     @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> "Followers":
+    def from_json(cls, raw: Mapping[str, Any]) -> Followers:
         return cls(
             creator=bool(raw.get("creator", True)),
             record_creator=bool(raw.get("record_creator", False)),
@@ -55,29 +66,51 @@ class Followers:
 
     def check_allowed(self, is_admin: bool) -> None:
         """F-FOLLOW-5: by default the follower is the rule's creator; only admins add others."""
-        if is_admin:
-            return
-        extra = [name for name in ADMIN_ONLY_OPTIONS if getattr(self, name)]
-        if extra:
-            raise Forbidden("admin_only_follower_option", f"only admins can add followers ({extra[0]})", option=extra[0])
-        if not self.creator:
+        if not is_admin:
+            extra = [name for name in ADMIN_ONLY_OPTIONS if getattr(self, name)]
+            if extra:
+                raise Forbidden("admin_only_follower_option", f"only admins can add followers ({extra[0]})", option=extra[0])
+        if not (self.creator or self.record_creator or self.owner_superior_role or self.users or self.roles or self.groups or self.territories):
             raise ValidationFailed("no_followers", "a rule needs at least one follower", field="followers")
 
 
 @dataclass(frozen=True)
 class Directory:
-    """The org's people structure as follower resolution needs it."""
+    """The org's people structure as follower resolution needs it: roles, groups, territories."""
 
     graph: OrgGraph  # with member roles
+    territory_parents: Mapping[int, int | None] = field(default_factory=dict)
     territory_members: Mapping[int, frozenset[int]] = field(default_factory=dict)
+    _below: dict[int, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def superiors_of(self, user_id: int | None) -> frozenset[int]:
-        """Users holding the role directly above the user's role."""
+        """Users holding the role directly above the user's role (none if nobody holds it)."""
         if user_id is None:
             return frozenset()
         role = self.graph.member_roles.get(user_id)
         parent = self.graph.role_parents.get(role) if role is not None else None
         return self.graph.role_holders(parent) if parent is not None else frozenset()
+
+    def territory_users(self, territory_id: int) -> frozenset[int]:
+        """Members of the territory and of every territory below it (F-ORG-10)."""
+        cached = self._below.get(territory_id)
+        if cached is None:
+            children: dict[int, list[int]] = {}
+            for child, parent in self.territory_parents.items():
+                if parent is not None:
+                    children.setdefault(parent, []).append(child)
+            users: set[int] = set()
+            seen: set[int] = set()
+            stack = [territory_id]
+            while stack:
+                tid = stack.pop()
+                if tid in seen:
+                    continue
+                seen.add(tid)
+                users |= self.territory_members.get(tid, frozenset())
+                stack.extend(children.get(tid, ()))
+            cached = self._below[territory_id] = frozenset(users)
+        return cached
 
 
 def rule_followers(rule_creator: int, followers: Followers, record: RecordFacts, d: Directory) -> frozenset[int]:
@@ -95,14 +128,25 @@ def rule_followers(rule_creator: int, followers: Followers, record: RecordFacts,
     for group in followers.groups:
         out |= d.graph.group_members(group)
     for territory in followers.territories:
-        out |= d.territory_members.get(territory, frozenset())
+        out |= d.territory_users(territory)
     return frozenset(u for u in out if u in d.graph.member_roles)
 
 
-def business_card(module: str, record_id: int, crm_id: str, name: str, owner: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+def key_field_names(fields: Mapping[str, Any], requested: Iterable[str] | None) -> list[str]:
+    """The fields a business card shows: those the CRM named, else the first ones it sent."""
+    names = list(requested) if requested is not None else list(fields)
+    return names[: limits.BUSINESS_CARD_FIELDS]
+
+
+def business_card(
+    module: str, record_id: int, crm_id: str, name: str, owner: Mapping[str, Any] | None,
+    fields: Mapping[str, Any], key_fields: Iterable[str],
+) -> dict[str, Any]:
     """F-FEED-4: enough to show the record without another round trip."""
-    key_fields = [{"field": k, "value": v} for k, v in list(fields.items())[: limits.BUSINESS_CARD_FIELDS]]
-    return {"module": module, "id": record_id, "crm_id": crm_id, "name": name, "owner": owner, "key_fields": key_fields}
+    return {
+        "module": module, "id": record_id, "crm_id": crm_id, "name": name, "owner": owner,
+        "key_fields": [{"field": k, "value": fields.get(k)} for k in key_fields],
+    }
 
 
 def field_changes(old: Mapping[str, Any], new: Mapping[str, Any], reported: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
@@ -111,3 +155,24 @@ def field_changes(old: Mapping[str, Any], new: Mapping[str, Any], reported: Iter
     if listed:
         return listed
     return [{"field": k, "old": old.get(k), "new": new.get(k)} for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
+def summary(module: str, name: str, change: str) -> str:
+    """The item's text; the structured change is in its data, so no field value is repeated here."""
+    verb = {CREATED: "was created", EDITED: "was edited", DELETED: "was deleted", NOTE_ADDED: "has a new note"}[change]
+    return f"{module} record “{name}” {verb}"
+
+
+def encode_followed_cursor(module: str, record_id: int) -> str:
+    """"Followed by me" is ordered by module, then record: the cursor is that position."""
+    return base64.urlsafe_b64encode(orjson.dumps([module, record_id])).decode().rstrip("=")
+
+
+def decode_followed_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        module, record_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(module, str) or isinstance(record_id, bool) or not isinstance(record_id, int) or not 0 < record_id < 2**63:
+            raise ValueError(cursor)
+        return module, record_id
+    except (ValueError, TypeError, orjson.JSONDecodeError):
+        raise ValidationFailed("invalid_cursor", "the cursor is not one this server gave out", field="cursor") from None

@@ -17,3 +17,60 @@ async def test_migrated_schema_matches_the_models(database_url):
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def _empty_database(backend: str, tmp_path) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+    """A new, empty database on `backend`; returns its URL and a coroutine function that drops it."""
+    import uuid
+
+    from tests.conftest import PG_ADMIN_URL, _pg_admin, unavailable
+
+    if backend == "sqlite":
+        async def nothing() -> None:
+            return None
+
+        return f"sqlite+aiosqlite:///{tmp_path / 'upgrade.db'}", nothing
+    name = f"feeds_upgrade_{uuid.uuid4().hex[:10]}"
+    try:
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+    except Exception as exc:  # noqa: BLE001
+        unavailable("PostgreSQL", repr(exc))
+
+    async def drop() -> None:
+        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+async def test_upgrade_from_0001_keeps_follows_and_fills_their_activity(backend, tmp_path):
+    """0002 adds `follows.last_activity_at` to a database that already holds follows: each copies its
+    record's last activity, so dormant records of an upgraded install are right at once."""
+    from sqlalchemy import text
+
+    from feeds_server.store.migrate import upgrade
+
+    url, drop = await _empty_database(backend, tmp_path)
+    engine = create_async_engine(url)
+    try:
+        await upgrade(engine, "0001")
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO users (id, email, name, default_org_lost, created_at) VALUES (1, 'a@x.example', 'A', false, '2026-01-01 00:00:00+00')"))
+            await conn.execute(text(
+                "INSERT INTO orgs (id, name, slug, time_zone, edition, event_seq, rt_epoch, ip_allowlist, disabled_modules, created_at)"
+                " VALUES (1, 'O', 'o', 'UTC', 'free', 0, 'e1', '[]', '[]', '2026-01-01 00:00:00+00')"))
+            await conn.execute(text(
+                "INSERT INTO records (id, org_id, module, crm_id, name, fields, created_at, last_activity_at)"
+                " VALUES (7, 1, 'Deals', 'D1', 'Deal', '{}', '2026-01-01 00:00:00+00', '2026-03-04 05:06:07+00')"))
+            await conn.execute(text(
+                "INSERT INTO follows (org_id, record_id, user_id, module, source, created_at)"
+                " VALUES (1, 7, 1, 'Deals', 'hand', '2026-01-02 00:00:00+00')"))
+        await upgrade(engine)
+        async with engine.connect() as conn:
+            stamp = (await conn.execute(text("SELECT last_activity_at FROM follows"))).scalar_one()
+            card = (await conn.execute(text("SELECT key_fields FROM records"))).scalar_one()
+        assert str(stamp).startswith("2026-03-04 05:06:07")
+        assert card in ([], "[]")
+    finally:
+        await engine.dispose()
+        await drop()

@@ -19,18 +19,19 @@ class Record(OrgOwned, Base):
     __tablename__ = "records"
     __table_args__ = (
         UniqueConstraint("org_id", "module", "crm_id"),
-        Index("ix_records_dormant", "org_id", "last_activity_at", "id"),
-        Index("ix_records_owner", "org_id", "owner_id", "last_activity_at"),
+        Index("ix_records_module_activity", "org_id", "module", "last_activity_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    module: Mapped[str] = mapped_column(String(64))
-    crm_id: Mapped[str] = mapped_column(String(128))
+    module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
+    crm_id: Mapped[str] = mapped_column(String(limits.MAX_CRM_ID_CHARS))
     name: Mapped[str] = mapped_column(String(limits.MAX_NAME_CHARS))
     owner_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     creator_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     territory_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("territories.id", ondelete="SET NULL"))
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The fields shown on the business card, in order (JSONB does not keep the order of `fields`).
+    key_fields: Mapped[list[Any]] = mapped_column(default=list)
     last_post_id: Mapped[int | None] = mapped_column(BigId)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -38,18 +39,25 @@ class Record(OrgOwned, Base):
 
 
 class Follow(OrgOwned, Base):
-    """A user follows a record: by hand, as its owner, or through an auto-follow rule."""
+    """A user follows a record: by hand, as its owner, or through an auto-follow rule.
+
+    `last_activity_at` copies the record's, so "dormant records" and "followed by me" are index range
+    scans over one user's follows, whatever the size of the org (F-FOLLOW-8, F-FOLLOW-9).
+    """
 
     __tablename__ = "follows"
     __table_args__ = (
         PrimaryKeyConstraint("org_id", "record_id", "user_id"),
-        Index("ix_follows_user", "org_id", "user_id", "module", "record_id"),
+        Index("ix_follows_user_module", "org_id", "user_id", "module", "record_id"),
+        Index("ix_follows_dormant", "org_id", "user_id", "last_activity_at", "record_id"),
+        Index("ix_follows_dormant_module", "org_id", "user_id", "module", "last_activity_at", "record_id"),
     )
 
     record_id: Mapped[int] = mapped_column(BigId, ForeignKey("records.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
-    module: Mapped[str] = mapped_column(String(64))
+    module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     source: Mapped[str] = mapped_column(String(16))
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -59,21 +67,27 @@ class RecordEventSeen(OrgOwned, Base):
     __tablename__ = "record_events_seen"
     __table_args__ = (PrimaryKeyConstraint("org_id", "event_id"),)
 
-    event_id: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(limits.MAX_CRM_ID_CHARS))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AutoFollowRule(OrgOwned, Base):
+    """F-FOLLOW-4: criteria on a module's records, and who follows a record that matches.
+
+    `version` grows with every edit; compiled criteria are cached by (id, version).
+    """
+
     __tablename__ = "auto_follow_rules"
-    __table_args__ = (Index("ix_rules_module", "org_id", "module"),)
+    __table_args__ = (Index("ix_rules_module", "org_id", "module"), Index("ix_rules_creator", "org_id", "creator_id", "module"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     creator_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(limits.MAX_NAME_CHARS))
     description: Mapped[str] = mapped_column(String(limits.MAX_DESCRIPTION_CHARS), default="")
-    module: Mapped[str] = mapped_column(String(64))
+    module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     criteria: Mapped[dict[str, Any]] = mapped_column(default=dict)
     followers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -84,15 +98,19 @@ class IntegrationWebhook(OrgOwned, Base):
     __tablename__ = "integration_webhooks"
 
     integration_id: Mapped[int] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
-    url: Mapped[str] = mapped_column(String(2000))
+    url: Mapped[str] = mapped_column(String(limits.MAX_WEBHOOK_URL_CHARS))
     secret: Mapped[str] = mapped_column(String(128))
 
 
 class WebhookDelivery(OrgOwned, Base):
-    """A note to send to the CRM, written with the comment that caused it (an outbox)."""
+    """A note to send to the CRM, written with the comment that caused it (an outbox).
+
+    `status` moves pending → sending (leased to one worker until `lease_until`) → delivered, or to
+    failed when the CRM refuses it for good or the integration is revoked.
+    """
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (Index("ix_webhook_due", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_webhook_due", "status", "next_attempt_at"), Index("ix_webhook_integration", "org_id", "integration_id", "status"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     integration_id: Mapped[int] = mapped_column(BigId, ForeignKey("integrations.id", ondelete="CASCADE"))
