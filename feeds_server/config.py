@@ -60,7 +60,7 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     smtp_tls: str = "starttls"
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     log_level: str = "info"
     secret_key: str = field(default="", repr=False)
     ws_ping_interval: float = 25.0
@@ -100,7 +100,7 @@ class Settings:
             smtp_user=_env("FEEDS_SMTP_USER", ""),
             smtp_password=_env("FEEDS_SMTP_PASSWORD", ""),
             smtp_tls=_env("FEEDS_SMTP_TLS", "starttls"),
-            db_pool_size=_env_int("FEEDS_DB_POOL_SIZE", 10),
+            db_pool_size=_env_int("FEEDS_DB_POOL_SIZE", 20),
             log_level=_env("FEEDS_LOG_LEVEL", "info"),
             secret_key=_env("FEEDS_SECRET_KEY", "") or _local_secret(data_dir),
             ws_ping_interval=float(_env_int("FEEDS_WS_PING_INTERVAL", 25)),

@@ -46,6 +46,9 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1_024
 MAX_EMAIL_CHARS = 254
 
+# Posts an org's writer commits in one transaction at most (actions/post_writer.py).
+POST_BATCH_MAX = 200
+
 # Mentions in one message (a sanity cap; the spec sets none).
 MAX_MENTIONS_PER_POST = 100
 

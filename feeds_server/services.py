@@ -33,6 +33,16 @@ class Services:
     control_sinks: list[ControlSink] = field(default_factory=list)
     # The time, as every rule with a deadline sees it (tests move it to check boundaries).
     clock: Callable[[], datetime] = utcnow
+    _post_writer: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def post_writer(self) -> Any:
+        """Group commit for new posts, one per process (actions/post_writer.py)."""
+        if self._post_writer is None:
+            from feeds_server.actions.post_writer import PostWriter
+
+            self._post_writer = PostWriter(self)
+        return self._post_writer
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions.directory import must_get
@@ -18,6 +18,7 @@ from feeds_server.domain.messages import MentionRef, check_text, parse_mentions,
 from feeds_server.errors import Forbidden, NotFound, ValidationFailed
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
+from feeds_server.store.scope import current_org
 from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role
 
 STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
@@ -60,6 +61,81 @@ async def check_mentions(session: AsyncSession, refs: Sequence[MentionRef]) -> N
             )
 
 
+@dataclass(frozen=True)
+class NewPost:
+    """A post that passed every check, ready to be written (alone, or in a batch of its org's posts)."""
+
+    author_id: int
+    kind: str
+    body: str
+    group_id: int | None
+    recipient_id: int | None
+    channels: frozenset[str]
+    refs: tuple[MentionRef, ...]
+    files: tuple[StoredFile, ...]
+    now: datetime
+
+
+async def prepare_post(
+    session: AsyncSession,
+    author: Reader,
+    body: str,
+    now: datetime,
+    group_id: int | None = None,
+    recipient_id: int | None = None,
+    private: bool = False,
+    files: Sequence[StoredFile] = (),
+) -> NewPost:
+    """Check a new post (F-POST-1 … F-POST-3, F-POST-7) and settle who sees it; writes nothing."""
+    check_text(body)
+    refs = parse_mentions(body)
+    await check_mentions(session, refs)
+    # Only a group post needs the org graph (is the author a member?); a status post does not.
+    graph = await load_graph(session) if group_id is not None and not private else None
+    kind, channels = await _kind_and_channels(session, graph, author, group_id, recipient_id, private)
+    if kind != STATUS:
+        # Mentioned people outside a group or private conversation are let in to see it (F-POST-3).
+        channels |= {mention_channel(r.kind, r.target_id) for r in refs}
+    return NewPost(author.user_id, kind, body, group_id, recipient_id, frozenset(channels), tuple(refs), tuple(files), now)
+
+
+async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[dict]:
+    """Store checked posts with their audience, mentions and files, queue their events and mention
+    notifications; returns their views. Multi-row inserts: a batch costs a few statements, not a few
+    per post (actions/post_writer.py)."""
+    org_id = current_org(session)
+    rows = [
+        {"org_id": org_id, "kind": i.kind, "author_id": i.author_id, "body": i.body, "group_id": i.group_id,
+         "recipient_id": i.recipient_id, "module": None, "data": {}, "comment_count": 0, "created_at": i.now}
+        for i in items
+    ]
+    ids = list((await session.execute(insert(Post).returning(Post.id, sort_by_parameter_order=True), rows)).scalars())
+    audience = [
+        {"org_id": org_id, "post_id": pid, "channel": c, "module": None, "created_at": i.now}
+        for pid, i in zip(ids, items) for c in sorted(i.channels)
+    ]
+    await session.execute(insert(PostAudience), audience)
+    mentions = [{"org_id": org_id, "post_id": pid, "comment_id": None, "kind": r.kind, "target_id": r.target_id}
+                for pid, i in zip(ids, items) for r in i.refs]
+    if mentions:
+        await session.execute(insert(Mention), mentions)
+    files = [
+        {"org_id": org_id, "post_id": pid, "filename": f.filename, "content_type": f.content_type, "size": f.size,
+         "sha256": f.sha256, "storage_key": f.storage_key, "created_at": i.now}
+        for pid, i in zip(ids, items) for f in i.files
+    ]
+    if files:
+        await session.execute(insert(Attachment), files)
+    posts = [Post(id=pid, org_id=org_id, **{k: v for k, v in row.items() if k != "org_id"}) for pid, row in zip(ids, rows)]
+    views = await post_views(session, posts, with_attachments=bool(files))
+    graph = await load_graph(session, with_members=True) if mentions else None
+    for pid, i, view in zip(ids, items, views):
+        append_event(session, "post.created", {"post": view}, i.author_id, i.channels)
+        if graph is not None and i.refs:
+            await _notify(session, graph, i.refs, i.author_id, pid, None, i.channels, view, i.now)
+    return views
+
+
 async def create_post(
     session: AsyncSession,
     author: Reader,
@@ -70,41 +146,18 @@ async def create_post(
     private: bool = False,
     files: Sequence[StoredFile] = (),
 ) -> dict:
-    """Store a post, its audience, mentions and files, and queue its event; returns its view."""
-    check_text(body)
-    refs = parse_mentions(body)
-    await check_mentions(session, refs)
-    # Only a group post needs the org graph (is the author a member?); a status post does not.
-    graph = await load_graph(session) if group_id is not None and not private else None
-    kind, channels = await _kind_and_channels(session, graph, author, group_id, recipient_id, private)
-    if kind != STATUS:
-        # Mentioned people outside a group or private conversation are let in to see it (F-POST-3).
-        channels |= {mention_channel(r.kind, r.target_id) for r in refs}
-    post = Post(kind=kind, author_id=author.user_id, body=body, group_id=group_id, recipient_id=recipient_id, created_at=now, data={})
-    session.add(post)
-    await session.flush()
-    session.add_all(PostAudience(post_id=post.id, channel=c, module=None, created_at=now) for c in sorted(channels))
-    session.add_all(Mention(post_id=post.id, kind=r.kind, target_id=r.target_id) for r in refs)
-    session.add_all(
-        Attachment(
-            post_id=post.id, filename=f.filename, content_type=f.content_type, size=f.size, sha256=f.sha256, storage_key=f.storage_key, created_at=now
-        )
-        for f in files
-    )
-    await session.flush()
-    view = (await post_views(session, [post], with_attachments=bool(files)))[0]
-    append_event(session, "post.created", {"post": view}, author.user_id, channels)
-    await _notify(session, refs, author.user_id, post.id, None, channels, view, now)
-    return view
+    """Check and store one post in the session's transaction; returns its view."""
+    item = await prepare_post(session, author, body, now, group_id, recipient_id, private, files)
+    return (await write_posts(session, [item]))[0]
 
 
 async def _notify(
-    session: AsyncSession, refs: Sequence[MentionRef], author_id: int, post_id: int, comment_id: int | None,
-    channels: Iterable[str], view: dict, now: datetime,
+    session: AsyncSession, graph: OrgGraph | None, refs: Sequence[MentionRef], author_id: int, post_id: int,
+    comment_id: int | None, channels: Iterable[str], view: dict, now: datetime,
 ) -> None:
     if not refs:
         return
-    graph = await load_graph(session, with_members=True)
+    graph = graph or await load_graph(session, with_members=True)
     excerpt = plain_text(view["segments"])[:EXCERPT_CHARS]
     await notify_mentions(session, graph, refs, author_id, post_id, comment_id, graph.users_of_channels(channels), excerpt, now)
 
@@ -172,7 +225,7 @@ async def add_comment(session: AsyncSession, author: Reader, post_id: int, body:
     await session.flush()
     view = (await comment_views(session, [comment]))[0]
     append_event(session, "comment.created", {"post_id": post.id, "comment": view}, author.user_id, channels)
-    await _notify(session, refs, author.user_id, post.id, comment.id, channels, view, now)
+    await _notify(session, None, refs, author.user_id, post.id, comment.id, channels, view, now)
     if post.kind == RECORD:
         await enqueue_note(session, post, view, author.user_id, now)  # F-FOLLOW-10: back to the CRM as a note
     return view

@@ -40,6 +40,15 @@ class Member:
             raise Forbidden(f"{permission}_required", f"this needs the {permission!r} permission")
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A handler's result that is written after the request's own transaction, by a writer that
+    commits many requests together (actions/post_writer.py). The request's transaction only reads;
+    the handler's checks ran in it. If `complete` fails, the request's rollback steps run."""
+
+    complete: Callable[[], Awaitable[Any]]
+
+
 @dataclass
 class Ctx:
     request: Request

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from feeds_server import limits, logs, tokens
 from feeds_server.store import idempotency
-from feeds_server.api.context import Ctx, Member
+from feeds_server.api.context import Ctx, Deferred, Member
 from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
 from feeds_server.domain import network
 from feeds_server.domain import permissions as perms
@@ -34,7 +34,7 @@ from feeds_server.errors import (
 from feeds_server.services import Services
 from feeds_server.store.events import take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
-from feeds_server.store.scope import allow_cross_org, set_org
+from feeds_server.store.scope import ORG_LOOKUP, allow_cross_org, set_org
 
 log = logging.getLogger("feeds_server.api")
 
@@ -101,12 +101,17 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
         try:
             response = await _in_transaction(ctx, endpoint, request, services)
         except BaseException:
-            for undo in ctx._on_rollback:
-                await undo()
+            await _undo(ctx)
             raise
         events = take_committed_events(session)
     if events:
         await services.publish(events)
+    if isinstance(response, Deferred):
+        try:
+            response = json_response(await response.complete(), endpoint.status)
+        except BaseException:
+            await _undo(ctx)
+            raise
     for action in ctx._after_commit:
         try:
             await action()
@@ -115,7 +120,12 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
     return response
 
 
-async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services) -> Response:
+async def _undo(ctx: Ctx) -> None:
+    for undo in ctx._on_rollback:
+        await undo()
+
+
+async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services) -> Response | Deferred:
     """Authorize, then read the input, run the handler and render its response, in one transaction.
 
     Who is calling is settled before the body is read: a stranger learns nothing from validation errors.
@@ -133,6 +143,8 @@ async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, servic
             if stored is not None:
                 return stored
         result = await endpoint.handler(ctx)
+        if isinstance(result, Deferred):
+            return result
         if isinstance(result, Response):
             response = result
         elif result is None:
@@ -240,9 +252,10 @@ async def _authorize(ctx: Ctx, endpoint: Endpoint) -> None:
     if endpoint.access == INTEGRATION:
         await _integration(ctx)
         return
-    await _user(ctx)
     if endpoint.access == MEMBER:
         await _member(ctx, endpoint.permission)
+        return
+    await _user(ctx)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -311,21 +324,40 @@ def check_ip(ctx: Ctx, org: Org) -> None:
         raise Forbidden("ip_not_allowed", "this org does not accept requests from your network")
 
 
+# Built once: this runs on nearly every request.
+_CALLER = (
+    select(AuthToken, User, Org, Membership, Profile)
+    .join(User, User.id == AuthToken.user_id)
+    .outerjoin(Org, Org.slug == bindparam("slug"))
+    .outerjoin(Membership, (Membership.org_id == Org.id) & (Membership.user_id == User.id))
+    .outerjoin(Profile, Profile.id == Membership.profile_id)
+    .where(AuthToken.token_hash == bindparam("token_hash"))
+    .execution_options(**ORG_LOOKUP)
+)
+
+
 async def _member(ctx: Ctx, permission: str | None) -> None:
-    await _org_from_path(ctx)
-    row = (
-        await ctx.session.execute(
-            select(Membership, Profile)
-            .join(Profile, Profile.id == Membership.profile_id)
-            .where(Membership.user_id == ctx.current_user.id)
-        )
-    ).first()
+    """The caller's token, account, org, membership and profile, in one query (the busiest path)."""
+    token = bearer_token(ctx.request)
+    if not token:
+        raise Unauthenticated("unauthenticated", "sign in and send 'Authorization: Bearer <token>'")
+    if not token.startswith(tokens.BEARER_PREFIX) or len(token) > 200:
+        raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
+    params = {"token_hash": tokens.hash_secret(token), "slug": ctx.path.get("slug")}
+    row = (await ctx.session.execute(_CALLER, params)).first()
     if row is None:
+        raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
+    auth, user, org, membership, profile = row
+    if auth.revoked_at is not None or auth.expires_at <= ctx.services.clock():
+        raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
+    ctx.token, ctx.user = auth, user
+    if org is None or membership is None or profile is None:
         # Not a member answers exactly as an org that does not exist.
         raise NotFound("org_not_found", "no such org")
-    membership, profile = row
-    check_ip(ctx, ctx.current_org)
-    ctx.member = Member(ctx.current_user, membership, perms.effective_permissions(profile.permissions, membership.is_super_admin))
+    set_org(ctx.session, org.id)
+    ctx.org = org
+    check_ip(ctx, org)
+    ctx.member = Member(user, membership, perms.effective_permissions(profile.permissions, membership.is_super_admin))
     if permission:
         ctx.member.require(permission)
 

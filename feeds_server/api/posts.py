@@ -13,7 +13,8 @@ from feeds_server import limits
 from feeds_server.actions import posts
 from feeds_server.actions.posts import Reader
 from feeds_server.actions.views import post_views
-from feeds_server.api.context import Ctx
+from feeds_server.actions.post_writer import Remember
+from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.dispatch import begin_idempotent, parse_json_body, read_json
 from feeds_server.api.routing import Routes
 from feeds_server.api.schemas import Body, Id, Query, Text
@@ -52,7 +53,7 @@ def file_store(ctx: Ctx) -> LocalFileStore:
 
 
 @routes.post("/api/v1/orgs/{slug}/posts", permission=FEED, raw_body=True, status=201, idempotent=True)
-async def create_post(ctx: Ctx) -> Response | dict[str, Any]:
+async def create_post(ctx: Ctx) -> Response | Deferred:
     """Post to the org, to a group, or privately. JSON, or multipart with a `message` part and up to 5 `files`."""
     ctype = ctx.request.headers.get("content-type", "")
     if ctype.startswith("multipart/"):
@@ -62,10 +63,23 @@ async def create_post(ctx: Ctx) -> Response | dict[str, Any]:
     stored = await _idempotent(ctx, body, [])
     if stored is not None:
         return stored
-    view = await posts.create_post(
-        ctx.session, reader(ctx), body.body, ctx.services.clock(), body.group_id, body.recipient_id, body.private
-    )
-    return {"post": view}
+    item = await posts.prepare_post(ctx.session, reader(ctx), body.body, ctx.services.clock(), body.group_id, body.recipient_id, body.private)
+    return _write(ctx, item)
+
+
+def _write(ctx: Ctx, item: posts.NewPost) -> Deferred:
+    """Hand the checked post to the org's writer, which commits it with whatever else is queued."""
+    remember = None
+    if ctx.idempotency is not None:
+        key, print_ = ctx.idempotency
+        remember = Remember(ctx.me.user_id, key, print_, lambda view: (201, orjson.dumps({"post": view}, option=orjson.OPT_NON_STR_KEYS)))
+        ctx.idempotency = None  # stored by the writer, in the post's transaction
+    org_id = ctx.current_org.id
+
+    async def complete() -> dict[str, Any]:
+        return {"post": await ctx.services.post_writer.write(org_id, item, remember)}
+
+    return Deferred(complete)
 
 
 async def _idempotent(ctx: Ctx, body: CreatePostBody, file_digests: list[str]) -> Response | None:
@@ -76,7 +90,7 @@ async def _idempotent(ctx: Ctx, body: CreatePostBody, file_digests: list[str]) -
     return await begin_idempotent(ctx, key, idempotency.fingerprint(ctx.request.url.path, canonical, *file_digests))
 
 
-async def _create_with_files(ctx: Ctx) -> Response | dict[str, Any]:
+async def _create_with_files(ctx: Ctx) -> Response | Deferred:
     upload = await read_upload(ctx.request, file_store(ctx))
     try:
         body: CreatePostBody = parse_json_body(upload.message, CreatePostBody)  # type: ignore[assignment]
@@ -84,7 +98,7 @@ async def _create_with_files(ctx: Ctx) -> Response | dict[str, Any]:
         if stored is not None:
             upload.discard()
             return stored
-        view = await posts.create_post(
+        item = await posts.prepare_post(
             ctx.session, reader(ctx), body.body, ctx.services.clock(), body.group_id, body.recipient_id, body.private, upload.files
         )
         upload.commit()
@@ -99,7 +113,7 @@ async def _create_with_files(ctx: Ctx) -> Response | dict[str, Any]:
 
     # Files are in place before the database commit refers to them; if that commit fails, they go.
     ctx.on_rollback(remove_files)
-    return {"post": view}
+    return _write(ctx, item)
 
 
 @routes.get("/api/v1/orgs/{slug}/posts/{post_id:int}", permission=FEED)

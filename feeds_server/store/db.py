@@ -29,11 +29,14 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
         return engine
+    # A fixed pool: under a burst, requests queue for a connection instead of opening and closing
+    # extra ones (a new PostgreSQL connection costs more than the query it would run).
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        max_overflow=0,
+        pool_timeout=30,
+        pool_pre_ping=False,
         pool_recycle=1800,
         **_JSON,
     )
@@ -64,3 +67,21 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock at BEGIN: two writers then queue on busy_timeout instead of failing
     # with "database is locked" when a read transaction tries to upgrade.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_snapshot_engine(settings: Settings) -> AsyncEngine:
+    """An engine for long reads that must see one moment of the data (an org export).
+
+    PostgreSQL: REPEATABLE READ. SQLite: a plain (deferred) BEGIN, which in WAL mode reads one
+    snapshot without taking the write lock, so the server keeps writing while the export runs.
+    """
+    if not settings.is_sqlite:
+        return create_async_engine(settings.database_url, pool_size=1, max_overflow=0, isolation_level="REPEATABLE READ", **_JSON)
+    engine = create_async_engine(settings.database_url, connect_args={"timeout": 30}, **_JSON)
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred)
+    return engine
+
+
+def _sqlite_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")

@@ -61,13 +61,21 @@ def _number_and_write(session: Session) -> None:
         ).scalar_one()
         for offset, ev in enumerate(events):
             ev.seq = last - len(events) + 1 + offset
-    session.add_all(pending)
+    # Plain multi-row inserts: the events stay transient objects (nothing reads their ids), which
+    # spares the unit of work a flush per event on the busiest write path.
+    session.execute(
+        insert(Event),
+        [
+            {"org_id": ev.org_id, "seq": ev.seq, "type": ev.type, "actor_user_id": ev.actor_user_id,
+             "payload": ev.payload, "channels": ev.channels, "created_at": ev.created_at}
+            for ev in pending
+        ],
+    )
     rows = [
         {"org_id": ev.org_id, "channel": ch, "seq": ev.seq, "created_at": ev.created_at}
         for ev in pending
         for ch in ev.channels
     ]
-    session.flush()
     if rows:
         session.execute(insert(EventChannel), rows)
     session.info.setdefault(COMMITTED_KEY, []).extend(pending)

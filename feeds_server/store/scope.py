@@ -26,6 +26,9 @@ ACCOUNT_KEY = "account_scope"
 # Execution option for the few account-level reads that must span orgs even in a session bound to
 # one (counting a user's memberships while they join another org).
 CROSS_ORG = {"cross_org": True}
+# Execution option for the one read that finds the caller's org and membership from the request
+# path, before any org is in scope: that statement names its org itself (by slug).
+ORG_LOOKUP = {"org_lookup": True}
 
 
 class UnscopedQuery(RuntimeError):
@@ -79,6 +82,8 @@ def _scope_orm_execute(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     org_id = state.session.info.get(ORG_KEY)
+    if org_id is None and state.execution_options.get("org_lookup"):
+        return
     if state.execution_options.get("cross_org"):
         if not state.session.info.get(ACCOUNT_KEY):
             raise UnscopedQuery("a cross-org read needs an account session")
