@@ -14,9 +14,9 @@ from feeds_server.notify.mailer import Mailer, create_mailer
 from feeds_server.passwords import Passwords
 from feeds_server.store.base import utcnow
 from feeds_server.store.db import create_engine, session_factory
-from feeds_server.store.models import Event
+from feeds_server.store.events import NewEvent
 
-EventSink = Callable[[list[Event]], Awaitable[None]]
+EventSink = Callable[[list[NewEvent]], Awaitable[None]]
 ControlSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -55,7 +55,7 @@ class Services:
             mailer=create_mailer(settings),
         )
 
-    async def publish(self, events: list[Event]) -> None:
+    async def publish(self, events: list[NewEvent]) -> None:
         for sink in self.event_sinks:
             await sink(events)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions.directory import must_get
@@ -16,6 +16,7 @@ from feeds_server.actions.notifications import notify_mentions
 from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
 from feeds_server.errors import Forbidden, NotFound, ValidationFailed
+from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.scope import current_org
@@ -109,23 +110,21 @@ async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[d
          "recipient_id": i.recipient_id, "module": None, "data": {}, "comment_count": 0, "created_at": i.now}
         for i in items
     ]
-    ids = list((await session.execute(insert(Post).returning(Post.id, sort_by_parameter_order=True), rows)).scalars())
+    ids = await insert_returning_ids(session, Post.__table__, rows)
     audience = [
         {"org_id": org_id, "post_id": pid, "channel": c, "module": None, "created_at": i.now}
         for pid, i in zip(ids, items) for c in sorted(i.channels)
     ]
-    await session.execute(insert(PostAudience), audience)
+    await insert_many(session, PostAudience.__table__, audience)
     mentions = [{"org_id": org_id, "post_id": pid, "comment_id": None, "kind": r.kind, "target_id": r.target_id}
                 for pid, i in zip(ids, items) for r in i.refs]
-    if mentions:
-        await session.execute(insert(Mention), mentions)
+    await insert_many(session, Mention.__table__, mentions)
     files = [
         {"org_id": org_id, "post_id": pid, "filename": f.filename, "content_type": f.content_type, "size": f.size,
          "sha256": f.sha256, "storage_key": f.storage_key, "created_at": i.now}
         for pid, i in zip(ids, items) for f in i.files
     ]
-    if files:
-        await session.execute(insert(Attachment), files)
+    await insert_many(session, Attachment.__table__, files)
     posts = [Post(id=pid, org_id=org_id, **{k: v for k, v in row.items() if k != "org_id"}) for pid, row in zip(ids, rows)]
     views = await post_views(session, posts, with_attachments=bool(files))
     graph = await load_graph(session, with_members=True) if mentions else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, cast, delete, insert, select, tuple_, update, values
+from sqlalchemy import and_, bindparam, cast, delete, select, tuple_, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,6 +44,7 @@ from feeds_server.domain.records import (
     summary,
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
+from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event
 from feeds_server.store.models import (
     Comment,
@@ -413,7 +414,7 @@ class _Batch:
              "last_activity_at": r.last_activity_at, "deleted_at": r.deleted_at}
             for r in new
         ]
-        ids = await _insert_returning_ids(self.session, Record.__table__, rows)
+        ids = await insert_returning_ids(self.session, Record.__table__, rows)
         for record, record_id in zip(new, ids, strict=True):
             record.id = record_id
 
@@ -439,7 +440,7 @@ class _Batch:
             for t in touched for u, src in t.new_followers.items()
         ]
         if rows:
-            await self.session.execute(insert(Follow.__table__), rows)
+            await insert_many(self.session, Follow.__table__, rows)
         # Follows carry the record's last update for the dormant-records index (store/models/records.py).
         activity = [{"b_org": self.org.id, "b_id": t.record.id, "b_at": t.record.last_activity_at} for t in touched if len(t.followers) > len(t.new_followers)]
         if activity:
@@ -467,12 +468,12 @@ class _Batch:
                 "group_id": None, "recipient_id": None, "module": record.module, "data": {"record": card, "change": item.change, "fields": item.changes},
                 "comment_count": 0, "created_at": self.now,
             })
-        ids = await _insert_returning_ids(self.session, Post.__table__, rows)
+        ids = await insert_returning_ids(self.session, Post.__table__, rows)
         for item, row, post_id in zip(items, rows, ids, strict=True):
             item.post = Post(id=post_id, **row)  # not added to the session: its row is written
             item.tracked.record.last_post_id = post_id
-        await self.session.execute(
-            insert(PostAudience.__table__),
+        await insert_many(
+            self.session, PostAudience.__table__,
             [{"org_id": self.org.id, "post_id": i.post.id, "channel": user_channel(u), "module": i.post.module, "created_at": self.now}
              for i in items if i.post for u in i.followers],
         )
@@ -487,7 +488,7 @@ class _Batch:
             post_id = note.target if isinstance(note.target, int) else note.target.post.id  # type: ignore[union-attr]
             rows.append({"org_id": self.org.id, "post_id": post_id, "author_id": note.actor_id, "body": note.text,
                          "data": {"source": "crm", "crm_note_id": note.crm_note_id}, "created_at": self.now})
-        ids = await _insert_returning_ids(self.session, Comment.__table__, rows)
+        ids = await insert_returning_ids(self.session, Comment.__table__, rows)
         for note, row, comment_id in zip(notes, rows, ids, strict=True):
             note.comment = Comment(id=comment_id, **row)
         posts = Post.__table__
@@ -525,7 +526,7 @@ class _Batch:
              "comment_id": n.comment_id, "data": n.data, "created_at": n.created_at, "read_at": None}
             for n in notes
         ]
-        ids = await _insert_returning_ids(self.session, Notification.__table__, rows)
+        ids = await insert_returning_ids(self.session, Notification.__table__, rows)
         for note, note_id in zip(notes, ids, strict=True):
             note.id = note_id
 
@@ -533,13 +534,6 @@ class _Batch:
 def _short_card(record: _Rec, name: str) -> dict[str, Any]:
     """What a notification says of the record; the item it points to has the whole business card."""
     return {"module": record.module, "id": record.id, "crm_id": record.crm_id, "name": name}
-
-
-async def _insert_returning_ids(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """One multi-row INSERT (the rows skip the ORM, so they carry their `org_id`); ids in the order of `rows`."""
-    if not rows:
-        return []
-    return list((await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)).scalars())
 
 
 # --- records, follows, "followed by me", dormant records ---------------------------------------

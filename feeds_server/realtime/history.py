@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.store.events import NewEvent
 from feeds_server.store.models import ChannelHistory, Event, EventChannel, Org
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class Recovery:
     publications: list[tuple[int, bytes]]  # (offset, encoded data)
 
 
-def publication_data(event: Event) -> bytes:
+def publication_data(event: Event | NewEvent) -> bytes:
     """The `data` of a publication: the same bytes for every channel and connection."""
     return orjson.dumps(
         {"seq": event.seq, "type": event.type, "actor": event.actor_user_id, "payload": event.payload, "at": event.created_at}

@@ -26,6 +26,7 @@ from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.broker import Broker
 from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
 from feeds_server.services import Services
+from feeds_server.store.events import NewEvent
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Event, Membership, Org, Profile
 from feeds_server.store.scope import org_session
@@ -48,7 +49,7 @@ class Published:
     data: bytes  # the publication's `data`, encoded once
 
     @classmethod
-    def from_event(cls, event: Event) -> "Published":
+    def from_event(cls, event: Event | NewEvent) -> "Published":
         return cls(event.org_id, event.seq, event.type, tuple(event.channels or ()), event.payload or {}, publication_data(event))
 
     def to_message(self) -> bytes:
@@ -174,7 +175,7 @@ class Hub:
         return sum(len(r.connections) for r in self.rooms.values())
 
     # --- publishing (called after commit) --------------------------------------------------
-    async def publish(self, events: list[Event]) -> None:
+    async def publish(self, events: list[NewEvent]) -> None:
         """Event sink: deliver to this node now, and hand to the broker for the others."""
         for event in events:
             pub = Published.from_event(event)
