@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import asyncio
 import json
 import logging
@@ -123,8 +124,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_demo(settings))
     host = args.host or settings.host
     port = args.port or settings.port
+    app = create_app(settings)
+    # Batches of posts and record events allocate many short-lived objects: collect young objects
+    # less often, and never rescan what exists at start-up (the app, its routes, its models).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         ws="websockets-sansio",
