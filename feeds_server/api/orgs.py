@@ -94,8 +94,14 @@ async def set_edition(ctx: Ctx) -> dict[str, Any]:
 
 @routes.delete("/api/v1/orgs/{slug}", permission=perms.SUPER_ADMIN, status=204)
 async def delete_org(ctx: Ctx) -> None:
-    """Delete the org and all its data (super admin only)."""
+    """Delete the org and all its data (super admin only); its live connections close."""
+    org_id = ctx.current_org.id
     await orgs.delete_org(ctx.session, ctx.current_org)
+
+    async def close_connections() -> None:
+        await ctx.services.control({"control": "org_deleted", "org_id": org_id})
+
+    ctx.after_commit(close_connections)
 
 
 @routes.get("/api/v1/orgs/{slug}/members", query=MembersQuery)

@@ -223,6 +223,8 @@ class Hub:
                     conn.request_close(proto.DISCONNECT_INVALID_TOKEN)
                 elif kind == "user_removed" and conn.user_id == message.get("user_id") and conn.org_id == message.get("org_id"):
                     conn.request_close(proto.DISCONNECT_FORCE_NO_RECONNECT)
+                elif kind == "org_deleted" and conn.org_id == message.get("org_id"):
+                    conn.request_close(proto.DISCONNECT_FORCE_NO_RECONNECT)
 
     async def _accept(self, room: Room, pub: Published) -> None:
         async with room.lock:

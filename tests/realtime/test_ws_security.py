@@ -132,6 +132,18 @@ async def test_removal_from_org_closes_connections_within_one_second(node, setti
     assert code == 3503 and took < 1.0
 
 
+async def test_deleting_the_org_closes_its_connections_within_one_second(node, settings, services):
+    alice, bob, org = await _member_pair(node, settings, services)
+    ws_bob = await _connect(node, await connection_token(bob, org["slug"]))
+    ws_alice = await _connect(node, await connection_token(alice, org["slug"]))
+    await ws_bob.recv()
+    await ws_alice.recv()
+    tasks = [asyncio.create_task(_timed_close(ws)) for ws in (ws_bob, ws_alice)]
+    assert (await alice.delete(f"/api/v1/orgs/{org['slug']}")).status_code == 204
+    for code, took in await asyncio.gather(*tasks):
+        assert code == 3503 and took < 1.0
+
+
 async def test_losing_the_feeds_tab_closes_connections_within_one_second(node, settings, services):
     alice, bob, org = await _member_pair(node, settings, services)
     slug = org["slug"]
