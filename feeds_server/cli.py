@@ -1,4 +1,4 @@
-"""The `feeds-server` command: serve, migrate, demo, config."""
+"""The `feeds-server` command: serve, migrate, demo, config, rules, routes, export, import, user."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ def main(argv: list[str] | None = None) -> int:
     rules_apply.add_argument("--org", required=True, help="the org's access URL slug")
     rules_apply.add_argument("file")
     sub.add_parser("routes", help="print the HTTP API's routes as a Markdown table (docs/api.md holds it)")
+    export_cmd = sub.add_parser("export", help="write an org's data and files to one archive (docs/operations.md)")
+    export_cmd.add_argument("--org", required=True, help="the org's access URL slug")
+    export_cmd.add_argument("--out", help="the archive to write (default SLUG-export.zip)")
+    import_cmd = sub.add_parser("import", help="load an org export into another existing org, with a mapping of users")
+    import_cmd.add_argument("--org", required=True, help="the slug of the org to import into")
+    import_cmd.add_argument("--users", required=True, help="JSON object: source email (or id) -> target email")
+    import_cmd.add_argument("--map-unknown-to", metavar="EMAIL", help="the target account of everyone the mapping leaves out")
+    import_cmd.add_argument("archive")
+    user_cmd = sub.add_parser("user", help="a person's data (GDPR): export it, erase it")
+    user_sub = user_cmd.add_subparsers(dest="user_command", required=True)
+    user_export = user_sub.add_parser("export", help="write everything of one account, in every org, as JSON")
+    user_export.add_argument("--email", required=True)
+    user_export.add_argument("--out", help="the file to write (default: standard output)")
+    user_erase = user_sub.add_parser("erase", help="erase one account and its data in every org (cannot be undone)")
+    user_erase.add_argument("--email", required=True)
+    user_erase.add_argument("--yes", action="store_true", help="confirm the erasure")
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -62,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.rules_command == "validate":
             return rules_cli.validate(args.file)
         return asyncio.run(rules_cli.apply(settings, args.org, args.file))
+    if args.command in ("export", "import", "user"):
+        return asyncio.run(_data(settings, args))
     if args.command == "routes":
         from feeds_server.api.app import routes_markdown
 
@@ -82,6 +100,18 @@ async def _migrate(settings: Settings) -> None:
         await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def _data(settings: Settings, args: argparse.Namespace) -> int:
+    from feeds_server import data_cli
+
+    if args.command == "export":
+        return await data_cli.export_org(settings, args.org, args.out)
+    if args.command == "import":
+        return await data_cli.import_org(settings, args.org, args.archive, args.users, args.map_unknown_to)
+    if args.user_command == "export":
+        return await data_cli.export_user(settings, args.email, args.out)
+    return await data_cli.erase_user(settings, args.email, args.yes)
 
 
 async def _notifier(settings: Settings, burst: bool) -> int:

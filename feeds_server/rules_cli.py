@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from feeds_server.actions import rules
+from feeds_server.actions import audit, rules
 from feeds_server.config import Settings
 from feeds_server.domain.records import Followers
 from feeds_server.domain.rulefile import NamedFollowers, RuleSpec, parse_rule_file
@@ -62,6 +62,8 @@ async def apply(settings: Settings, slug: str, path: str) -> int:
                     done.append((await _upsert(session, owner, spec, followers, services), spec))
                 except FeedsError as exc:
                     raise SystemExit(f"{path}: rule {spec.name!r}: {exc.message}; nothing was applied to {slug}") from None
+            applied = [{"module": s.module, "name": s.name, "result": verb} for verb, s in done]
+            audit.record(session, "rules.applied", None, ("user", owner), {"via": "cli", "file": Path(path).name, "rules": applied})
     finally:
         await services.close()
     for verb, spec in done:

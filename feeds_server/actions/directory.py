@@ -7,6 +7,7 @@ from typing import TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions import audit
 from feeds_server.domain.permissions import PROFILE_PERMISSIONS
 from feeds_server.domain.trees import check_new_parent
 from feeds_server.errors import Conflict, NotFound, ValidationFailed
@@ -54,6 +55,7 @@ async def create_node(
     session.add(node)
     await session.flush()
     append_event(session, f"{what}.created", {"id": node.id, "name": node.name, "parent_id": parent_id}, actor_id)
+    audit.record(session, f"{what}.created", actor_id, (what, node.id), {"name": node.name, "parent_id": parent_id})
     return node
 
 
@@ -72,6 +74,7 @@ async def update_node(
         node.parent_id = parent_id  # type: ignore[assignment]
     await session.flush()
     append_event(session, f"{what}.updated", {"id": node.id, "name": node.name, "parent_id": node.parent_id}, actor_id)
+    audit.record(session, f"{what}.updated", actor_id, (what, node.id), {"name": node.name, "parent_id": node.parent_id})
     return node
 
 
@@ -84,6 +87,7 @@ async def delete_node(session: AsyncSession, model: type[TreeNode], what: str, a
     await session.delete(node)
     await session.flush()
     append_event(session, f"{what}.deleted", {"id": node_id}, actor_id)
+    audit.record(session, f"{what}.deleted", actor_id, (what, node_id), {"name": node.name})
 
 
 def _check_permissions(permissions: list[str]) -> list[str]:
@@ -105,6 +109,7 @@ async def create_profile(session: AsyncSession, actor_id: int, name: str, permis
     session.add(profile)
     await session.flush()
     append_event(session, "profile.created", {"id": profile.id, "permissions": profile.permissions}, actor_id)
+    audit.record(session, "profile.created", actor_id, ("profile", profile.id), {"name": profile.name, "permissions": profile.permissions})
     return profile
 
 
@@ -120,6 +125,7 @@ async def update_profile(
     await session.flush()
     # Real time listens for this: members who lose the Feeds tab are disconnected.
     append_event(session, "profile.updated", {"id": profile.id, "permissions": profile.permissions}, actor_id)
+    audit.record(session, "profile.updated", actor_id, ("profile", profile.id), {"name": profile.name, "permissions": profile.permissions})
     return profile
 
 
@@ -131,6 +137,7 @@ async def delete_profile(session: AsyncSession, actor_id: int, profile_id: int) 
     await session.delete(profile)
     await session.flush()
     append_event(session, "profile.deleted", {"id": profile_id}, actor_id)
+    audit.record(session, "profile.deleted", actor_id, ("profile", profile_id), {"name": profile.name})
 
 
 async def territory_members(session: AsyncSession, territory_id: int) -> list[int]:
@@ -153,6 +160,7 @@ async def add_territory_member(session: AsyncSession, actor_id: int, territory_i
     session.add(TerritoryMember(territory_id=territory_id, user_id=user_id))
     await session.flush()
     append_event(session, "territory.member_added", {"territory_id": territory_id, "user_id": user_id}, actor_id)
+    audit.record(session, "territory.member_added", actor_id, ("user", user_id), {"territory_id": territory_id})
 
 
 async def remove_territory_member(session: AsyncSession, actor_id: int, territory_id: int, user_id: int) -> None:
@@ -163,6 +171,7 @@ async def remove_territory_member(session: AsyncSession, actor_id: int, territor
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFound("member_not_found", "not a member of this territory")
     append_event(session, "territory.member_removed", {"territory_id": territory_id, "user_id": user_id}, actor_id)
+    audit.record(session, "territory.member_removed", actor_id, ("user", user_id), {"territory_id": territory_id})
 
 
 UNSET = _UNSET

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import tokens
+from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
 from feeds_server.errors import Conflict
 from feeds_server.store.events import append_event
@@ -21,6 +22,7 @@ async def create(session: AsyncSession, actor_id: int, name: str, now: datetime)
     session.add(integration)
     await session.flush()
     append_event(session, "integration.created", {"id": integration.id, "name": integration.name}, actor_id)
+    audit.record(session, "integration.created", actor_id, ("integration", integration.id), {"name": integration.name}, now)
     return integration, secret
 
 
@@ -35,3 +37,4 @@ async def revoke(session: AsyncSession, actor_id: int, integration_id: int, now:
     integration.revoked_at = now
     await session.flush()
     append_event(session, "integration.revoked", {"id": integration.id}, actor_id)
+    audit.record(session, "integration.revoked", actor_id, ("integration", integration.id), {"name": integration.name}, now)

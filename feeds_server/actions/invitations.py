@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits, tokens
+from feeds_server.actions import audit
 from feeds_server.actions.orgs import join_org, lock_user
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.orgs import check_invitation_open, normalize_email
@@ -67,6 +68,7 @@ async def invite(
         )
     )
     append_event(session, "invitation.created", {"invitation_id": invitation.id, "email": email}, inviter.id)
+    audit.record(session, "invitation.created", inviter.id, ("invitation", invitation.id), {"email": email, "role_id": role_id, "profile_id": profile_id}, now)
     return NewInvitation(invitation, secret)
 
 
@@ -87,6 +89,7 @@ async def revoke(session: AsyncSession, invitation_id: int, actor_id: int, now: 
     invitation.responded_at = now
     await session.flush()
     append_event(session, "invitation.revoked", {"invitation_id": invitation.id}, actor_id)
+    audit.record(session, "invitation.revoked", actor_id, ("invitation", invitation.id), {"email": invitation.email}, now)
 
 
 async def pending_for_user(session: AsyncSession, user: User, now: datetime) -> list[tuple[Invitation, Org]]:

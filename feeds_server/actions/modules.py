@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions import audit
 from feeds_server.domain.audience import ORG
 from feeds_server.errors import ValidationFailed
 from feeds_server.store.events import append_event
@@ -39,4 +40,5 @@ async def set_modules(session: AsyncSession, org: Org, actor_id: int, changes: d
     org.disabled_modules = sorted(disabled)
     await session.flush()
     append_event(session, "feed_modules.updated", {"disabled_modules": org.disabled_modules}, actor_id, [ORG])
+    audit.record(session, "feed_modules.updated", actor_id, ("org", org.id), {"changes": changes, "disabled_modules": org.disabled_modules})
     return await module_settings(session, org)

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
+from feeds_server.actions import audit
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.orgs import (
     EDITION_TRIAL,
@@ -122,6 +123,7 @@ async def join_org(
     append_event(
         session, "member.joined", {"user_id": user.id, "name": user.name, "role_id": role_id, "profile_id": profile_id}, user.id
     )
+    audit.record(session, "member.joined", user.id, ("user", user.id), {"role_id": role_id, "profile_id": profile_id, "super_admin": super_admin}, now)
     return membership
 
 
@@ -147,6 +149,7 @@ async def update_org(session: AsyncSession, org: Org, actor_id: int, name: str |
         org.time_zone = check_time_zone(time_zone)
     await session.flush()
     append_event(session, "org.updated", {"name": org.name, "time_zone": org.time_zone}, actor_id)
+    audit.record(session, "org.updated", actor_id, ("org", org.id), {"name": org.name, "time_zone": org.time_zone})
     return org
 
 
@@ -156,6 +159,7 @@ async def set_edition(session: AsyncSession, org: Org, actor_id: int, edition: s
         org.trial_ends_at = None
     await session.flush()
     append_event(session, "org.updated", {"edition": edition}, actor_id)
+    audit.record(session, "org.edition_changed", actor_id, ("org", org.id), {"edition": edition})
     return org
 
 
@@ -170,6 +174,7 @@ async def change_slug(session: AsyncSession, org: Org, actor_id: int, new_slug: 
     org.slug = slug
     await session.flush()
     append_event(session, "org.slug_changed", {"old_slug": old, "slug": slug}, actor_id)
+    audit.record(session, "org.slug_changed", actor_id, ("org", org.id), {"old_slug": old, "slug": slug})
     return org
 
 
@@ -198,6 +203,7 @@ async def remove_member(session: AsyncSession, org: Org, actor_id: int, user_id:
     )
     await session.flush()
     append_event(session, "member.removed", {"user_id": user_id}, actor_id)
+    audit.record(session, "member.left" if actor_id == user_id else "member.removed", actor_id, ("user", user_id))
 
 
 async def list_members(
@@ -229,6 +235,7 @@ async def update_member(
     session: AsyncSession, actor_id: int, user_id: int, role_id: int | None, profile_id: int | None, clear_role: bool
 ) -> tuple[Membership, User]:
     membership, user = await get_member(session, user_id)
+    before = {"role_id": membership.role_id, "profile_id": membership.profile_id}
     if profile_id is not None:
         if await get_in_org(session, Profile, profile_id) is None:
             raise NotFound("profile_not_found", "no such profile")
@@ -243,5 +250,7 @@ async def update_member(
     append_event(
         session, "member.updated", {"user_id": user_id, "role_id": membership.role_id, "profile_id": membership.profile_id}, actor_id
     )
+    after = {"role_id": membership.role_id, "profile_id": membership.profile_id}
+    audit.record(session, "member.updated", actor_id, ("user", user_id), {"before": before, "after": after})
     return membership, user
 

@@ -25,6 +25,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
+from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
 from feeds_server.errors import NotFound
 from feeds_server.services import Services
@@ -73,6 +74,7 @@ async def set_webhook(session: AsyncSession, actor_id: int, integration_id: int,
         hook.url, hook.secret = url, secret
     await session.flush()
     append_event(session, "integration.webhook_set", {"id": integration_id, "url": url}, actor_id)
+    audit.record(session, "integration.webhook_set", actor_id, ("integration", integration_id), {"url": audit.url_without_credentials(url)})
     return hook, secret
 
 
@@ -81,6 +83,7 @@ async def remove_webhook(session: AsyncSession, actor_id: int, integration_id: i
     await session.execute(delete(WebhookDelivery).where(WebhookDelivery.integration_id == integration_id, WebhookDelivery.status != DELIVERED))
     await session.delete(hook)
     append_event(session, "integration.webhook_removed", {"id": integration_id}, actor_id)
+    audit.record(session, "integration.webhook_removed", actor_id, ("integration", integration_id))
 
 
 async def webhook_view(session: AsyncSession, hook: IntegrationWebhook) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import Field
 
-from feeds_server.actions import accounts, invitations, orgs
+from feeds_server.actions import accounts, audit, invitations, orgs
 from feeds_server.api.context import Ctx
+from feeds_server.api.dispatch import request_address
 from feeds_server.api.routing import PUBLIC, USER, Routes
 from feeds_server.api.schemas import Body, Email, Name, Password, Slug, Text
 from feeds_server.api.views import invitation_view, my_org_view, org_view, user_view
@@ -45,9 +46,15 @@ async def sign_in(ctx: Ctx) -> dict[str, Any]:
     """Exchange email and password for a bearer token; `org_slug` opens that org (F-ORG-4)."""
     b: SignInBody = ctx.body
     s = ctx.services.settings
-    result = await accounts.sign_in(
-        ctx.session, ctx.services.passwords, b.email, b.password, b.org_slug, ctx.services.clock(), s.token_ttl_seconds
-    )
+    now = ctx.services.clock()
+    try:
+        result = await accounts.sign_in(ctx.session, ctx.services.passwords, b.email, b.password, b.org_slug, now, s.token_ttl_seconds)
+    except Unauthenticated as exc:
+        # The sign-in's transaction rolls back: the refusal is logged in a transaction of its own.
+        address, reason = request_address(ctx), exc.code
+        ctx.on_rollback(lambda: audit.record_failed_sign_in(ctx.services.sessions, b.email, address, reason, now))
+        raise
+    await audit.record_sign_in(ctx.session, result.user.id, now, b.org_slug)
     return {
         "token": result.token,
         "token_type": "Bearer",

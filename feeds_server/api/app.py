@@ -28,7 +28,7 @@ from feeds_server.services import Services
 log = logging.getLogger("feeds_server.api")
 
 # API modules, each with a `routes` table. New resources are added here.
-API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "records", "rules", "security"]
+API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "records", "rules", "security", "audit", "privacy"]
 
 
 def all_endpoints() -> list[Endpoint]:

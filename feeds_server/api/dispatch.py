@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from feeds_server import limits, logs, tokens
 from feeds_server.store import idempotency
+from feeds_server.actions import audit
 from feeds_server.api.context import Ctx, Deferred, Member
 from feeds_server.api.routing import INTEGRATION, MEMBER, PUBLIC, Endpoint
 from feeds_server.domain import network
@@ -98,6 +99,7 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
     path = _path_params(request)
     async with services.sessions() as session:
         ctx = Ctx(request=request, services=services, session=session, path=path)
+        audit.bind_address(session, lambda: request_address(ctx))
         try:
             response = await _in_transaction(ctx, endpoint, request, services)
         except BaseException:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from feeds_server.actions import audit
 from feeds_server.api.context import Ctx
 from feeds_server.api.dispatch import request_address
 from feeds_server.api.routing import Routes
@@ -39,4 +40,5 @@ async def set_allowlist(ctx: Ctx) -> dict[str, Any]:
     org.ip_allowlist = ranges
     await ctx.session.flush()
     append_event(ctx.session, "org.ip_allowlist_changed", {"ranges": ranges}, ctx.me.user_id)
+    audit.record(ctx.session, "org.ip_allowlist_changed", ctx.me.user_id, ("org", org.id), {"ranges": ranges})
     return {"ranges": ranges, "your_address": here}

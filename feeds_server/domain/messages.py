@@ -8,7 +8,7 @@ and renders the token as the target's current name.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,3 +79,8 @@ def render(text: str, names: Mapping[tuple[str, int], str]) -> list[dict[str, An
 def plain_text(segments: list[dict[str, Any]]) -> str:
     """The rendered message as plain text (`@Name` for mentions), for emails and previews."""
     return "".join(s["text"] if s["type"] == "text" else f"@{s['name']}" for s in segments)
+
+
+def replace_mentions(text: str, replace: Callable[[str, int], str]) -> str:
+    """The text with each mention token replaced by `replace(kind, id)` (ids rewritten on import)."""
+    return _TOKEN.sub(lambda match: replace(match.group(1), int(match.group(2))), text)

@@ -1,5 +1,6 @@
 """Every table of the schema. Importing this package fills `Base.metadata` for Alembic."""
 
+from feeds_server.store.models.audit import AuditEntry
 from feeds_server.store.models.events import ChannelHistory, Event, EventChannel
 from feeds_server.store.models.feed import (
     Attachment,
@@ -33,6 +34,7 @@ from feeds_server.store.models.orgs import (
 )
 
 __all__ = [
+    "AuditEntry",
     "AutoFollowRule",
     "Follow",
     "IntegrationWebhook",
