@@ -19,6 +19,19 @@ if command -v npm >/dev/null 2>&1 && [ ! -d tests/realtime/js/node_modules/centr
   (cd tests/realtime/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# The web client's SDK (served at /vendor/centrifuge.js) and Debian's Chromium for tests/e2e; never
+# `playwright install`, which downloads a browser of its own.
+if command -v npm >/dev/null 2>&1 && [ ! -d feeds_server/web/node_modules/centrifuge ]; then
+  (cd feeds_server/web && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 &&
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || true
+fi
+
 # The services the integration tests use for real; start them when they are down.
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null 2>&1; then

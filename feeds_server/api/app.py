@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from feeds_server.api.dispatch import build_route, error_response, json_response
 from feeds_server.api.openapi import build_openapi
 from feeds_server.api.routing import Endpoint
+from feeds_server.api.web import routes as web_routes
 from feeds_server.config import Settings
 from feeds_server.realtime.broker import create_broker
 from feeds_server.realtime.endpoint import PATH as WS_PATH
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         WebSocketRoute(WS_PATH, websocket_endpoint),
+        *web_routes(),
     ]
     hub = Hub(services, create_broker(services.settings))
     services.event_sinks.append(hub.publish)

@@ -1,0 +1,160 @@
+// "Your orgs": the orgs of this login with the default one (F-ORG-7), pending invitations to accept or
+// decline (F-ORG-5), a new org (F-ORG-3); and the page an invitation email's link opens.
+
+import { api } from '../api.js';
+import { errorBox, field, formatDate, h, toast } from '../dom.js';
+import { session } from '../session.js';
+
+export function renderOrgs(main, { go }) {
+  const me = session.me;
+  const section = h('section', { class: 'panel' });
+  main.append(section);
+  section.append(h('h1', {}, 'Your orgs'));
+
+  if (me.needs_default_org) {
+    section.append(h('p', { class: 'notice', role: 'alert' },
+      me.orgs.length
+        ? 'Your default org is no longer available to you. Pick the org Feeds should open when you sign in.'
+        : 'You are in no org right now. Accept an invitation or create an org to start.'));
+  }
+
+  if (me.orgs.length) {
+    const list = h('ul', { class: 'org-list' });
+    for (const m of me.orgs) {
+      const makeDefault = h('button', { type: 'button', class: 'small' }, 'Make default');
+      makeDefault.addEventListener('click', async () => {
+        makeDefault.disabled = true;
+        try {
+          await api.put('/me/default-org', { org_slug: m.org.slug });
+          await session.loadMe();
+          toast(`${m.org.name} is now your default org.`);
+          go('#/orgs');
+        } catch (err) {
+          toast(err.message, 'error');
+          makeDefault.disabled = false;
+        }
+      });
+      list.append(h('li', { class: 'org-row' },
+        h('div', {},
+          h('a', { href: `#/org/${encodeURIComponent(m.org.slug)}/feed`, class: 'org-name' }, m.org.name),
+          m.is_default ? h('span', { class: 'badge' }, 'Default') : null,
+          h('div', { class: 'muted small' }, `${m.org.slug} · ${m.profile.name}${m.role ? ` · ${m.role.name}` : ''} · ${m.org.edition}`)),
+        m.is_default ? null : makeDefault));
+    }
+    section.append(list);
+  }
+
+  section.append(invitationsPanel(go));
+  main.append(createOrgPanel(go));
+}
+
+function invitationsPanel(go) {
+  const invitations = session.me.invitations;
+  const wrap = h('div', { class: 'invitations' }, h('h2', {}, 'Invitations'));
+  if (!invitations.length) {
+    wrap.append(h('p', { class: 'muted' }, 'No pending invitations.'));
+    return wrap;
+  }
+  const list = h('ul', { class: 'org-list' });
+  for (const inv of invitations) {
+    const accept = h('button', { type: 'button', class: 'primary small' }, 'Accept');
+    const decline = h('button', { type: 'button', class: 'small' }, 'Decline');
+    const answer = async (verb) => {
+      accept.disabled = decline.disabled = true;
+      try {
+        const result = await api.post(`/me/invitations/${inv.id}/${verb}`);
+        await session.loadMe();
+        if (verb === 'accept') {
+          toast(`You joined ${inv.org.name}.`);
+          go(`#/org/${encodeURIComponent(result.org.slug)}/feed`);
+        } else {
+          toast(`You declined the invitation to ${inv.org.name}.`);
+          go('#/orgs');
+        }
+      } catch (err) {
+        toast(err.message, 'error');
+        accept.disabled = decline.disabled = false;
+      }
+    };
+    accept.addEventListener('click', () => answer('accept'));
+    decline.addEventListener('click', () => answer('decline'));
+    list.append(h('li', { class: 'org-row', dataset: { invitation: String(inv.id) } },
+      h('div', {}, h('strong', {}, inv.org.name), h('div', { class: 'muted small' }, `Expires ${formatDate(inv.expires_at)}`)),
+      h('div', { class: 'row' }, accept, decline)));
+  }
+  wrap.append(list);
+  return wrap;
+}
+
+function timeZones() {
+  let zones = [];
+  try {
+    zones = Intl.supportedValuesOf('timeZone');
+  } catch { /* an older browser: UTC only */ }
+  return zones.includes('UTC') ? zones : ['UTC', ...zones];
+}
+
+function createOrgPanel(go) {
+  const name = h('input', { type: 'text', required: true, maxlength: 200 });
+  const slug = h('input', { type: 'text', required: true, pattern: '[a-z0-9][a-z0-9-]{1,61}[a-z0-9]', maxlength: 63 });
+  const here = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  const zone = h('select', {}, timeZones().map((z) => h('option', { value: z, selected: z === here }, z)));
+  const sample = h('input', { type: 'checkbox', id: 'sample-data' });
+  const error = errorBox();
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Create org');
+  let slugTouched = false;
+  slug.addEventListener('input', () => { slugTouched = true; });
+  name.addEventListener('input', () => {
+    if (!slugTouched) slug.value = name.value.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63);
+  });
+  const form = h('form', { class: 'stack' },
+    field('Company name', name),
+    field('Access URL slug', slug, 'Lowercase letters, digits and dashes; unique on this server.'),
+    field('Time zone', zone),
+    h('div', { class: 'field check' }, sample, h('label', { for: 'sample-data' }, 'Load sample data (people, groups, records, posts, a rule)')),
+    error, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.show(null);
+    submit.disabled = true;
+    try {
+      const { org } = await api.post('/orgs', { name: name.value.trim(), slug: slug.value.trim(), time_zone: zone.value, load_sample_data: sample.checked });
+      await session.loadMe();
+      go(`#/org/${encodeURIComponent(org.slug)}/feed`);
+    } catch (err) {
+      error.show(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return h('section', { class: 'panel' }, h('h2', {}, 'Create an org'), form);
+}
+
+/** #/invitation/<token>: the link of an invitation email (the only way into IP-restricted orgs). */
+export function renderInvitationLink(main, { token, go }) {
+  const error = errorBox();
+  const accept = h('button', { type: 'button', class: 'primary' }, 'Accept');
+  const decline = h('button', { type: 'button' }, 'Decline');
+  const answer = async (verb) => {
+    accept.disabled = decline.disabled = true;
+    error.show(null);
+    try {
+      const result = await api.post(`/invitations/${verb}`, { token });
+      await session.loadMe();
+      if (verb === 'accept') go(`#/org/${encodeURIComponent(result.org.slug)}/feed`);
+      else {
+        toast('Invitation declined.');
+        go('#/orgs');
+      }
+    } catch (err) {
+      error.show(err);
+      accept.disabled = decline.disabled = false;
+    }
+  };
+  accept.addEventListener('click', () => answer('accept'));
+  decline.addEventListener('click', () => answer('decline'));
+  main.append(h('section', { class: 'panel narrow' },
+    h('h1', {}, 'You have been invited'),
+    h('p', {}, `Signed in as ${session.me.user.email}. Accepting adds the org to your orgs; you keep the others.`),
+    error, h('div', { class: 'row' }, accept, decline)));
+}
