@@ -160,7 +160,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    uvicorn.run(
+    from feeds_server.shutdown import GracefulServer
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -168,14 +170,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         ws_per_message_deflate=settings.ws_compression,
         ws_max_size=limits.MAX_WS_FRAME_BYTES,
         ws_ping_interval=None,  # the Centrifuge protocol pings at the application level
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
         access_log=False,  # requests are logged as JSON with their request id (feeds_server/logs.py)
         log_config=None,
     )
-    return 0
+    server = GracefulServer(config, settings.shutdown_timeout)
+    server.run()
+    return 0 if server.started else 3
 
 
 if __name__ == "__main__":

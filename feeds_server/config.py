@@ -7,8 +7,11 @@ laptop with nothing installed: a SQLite file, an in-process broker and a local m
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from feeds_server import limits
 
 
 def _env(name: str, default: str) -> str:
@@ -34,6 +37,19 @@ def _env_bool(name: str, default: bool) -> bool:
 
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+
+
+def _env_rate(name: str, default: tuple[int, int]) -> tuple[int, int]:
+    """`REQUESTS/SECONDS`, e.g. `60/60`: a burst of REQUESTS, all of it back after SECONDS."""
+    raw = _env(name, f"{default[0]}/{default[1]}")
+    count, _, seconds = raw.partition("/")
+    try:
+        rate = (int(count), int(seconds))
+    except ValueError:
+        rate = (0, 0)
+    if rate[0] < 1 or rate[1] < 1:
+        raise SystemExit(f"{name} must be REQUESTS/SECONDS with both above 0, got {raw!r}")
+    return rate
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,18 @@ class Settings:
     history_days: int = 7
     history_publications: int = 10_000
     notifier_lease_seconds: float = 60.0
+    node_name: str = ""
+    metrics_enabled: bool = True
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    shutdown_timeout: float = 10.0
+    rate_limits: bool = True
+    rate_posts_per_user: tuple[int, int] = limits.RATE_POSTS_PER_USER
+    rate_posts_per_ip: tuple[int, int] = limits.RATE_POSTS_PER_IP
+    rate_uploads_per_user: tuple[int, int] = limits.RATE_UPLOADS_PER_USER
+    rate_uploads_per_ip: tuple[int, int] = limits.RATE_UPLOADS_PER_IP
+    rate_signins_per_ip: tuple[int, int] = limits.RATE_SIGNINS_PER_IP
+    rate_signins_per_email: tuple[int, int] = limits.RATE_SIGNINS_PER_EMAIL
+    ws_connections_per_user: int = limits.MAX_WS_CONNECTIONS_PER_USER
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -110,6 +138,18 @@ class Settings:
             history_days=_env_int("FEEDS_HISTORY_DAYS", 7),
             history_publications=_env_int("FEEDS_HISTORY_PUBLICATIONS", 10_000),
             notifier_lease_seconds=float(_env_int("FEEDS_NOTIFIER_LEASE_SECONDS", 60)),
+            node_name=_env("FEEDS_NODE_NAME", "") or f"{socket.gethostname()}:{port}",
+            metrics_enabled=_env_bool("FEEDS_METRICS", True),
+            metrics_allow=_env_list("FEEDS_METRICS_ALLOW", "127.0.0.0/8,::1/128"),
+            shutdown_timeout=float(_env_int("FEEDS_SHUTDOWN_TIMEOUT", 10)),
+            rate_limits=_env_bool("FEEDS_RATE_LIMITS", True),
+            rate_posts_per_user=_env_rate("FEEDS_RATE_POSTS_PER_USER", limits.RATE_POSTS_PER_USER),
+            rate_posts_per_ip=_env_rate("FEEDS_RATE_POSTS_PER_IP", limits.RATE_POSTS_PER_IP),
+            rate_uploads_per_user=_env_rate("FEEDS_RATE_UPLOADS_PER_USER", limits.RATE_UPLOADS_PER_USER),
+            rate_uploads_per_ip=_env_rate("FEEDS_RATE_UPLOADS_PER_IP", limits.RATE_UPLOADS_PER_IP),
+            rate_signins_per_ip=_env_rate("FEEDS_RATE_SIGNINS_PER_IP", limits.RATE_SIGNINS_PER_IP),
+            rate_signins_per_email=_env_rate("FEEDS_RATE_SIGNINS_PER_EMAIL", limits.RATE_SIGNINS_PER_EMAIL),
+            ws_connections_per_user=_env_int("FEEDS_WS_CONNECTIONS_PER_USER", limits.MAX_WS_CONNECTIONS_PER_USER),
         )
 
     @property

@@ -93,3 +93,16 @@ WEBHOOK_LEASE_SECONDS = 60
 WEBHOOK_CLAIM_BATCH = 50
 # How old a signed call may be when the CRM checks it (docs/records.md); the sender stamps it.
 WEBHOOK_SIGNATURE_MAX_AGE_SECONDS = 300
+
+# Rate limits (docs/operations.md, "Rate limits"), each (requests, seconds): a burst of `requests`
+# at once, then one more every seconds/requests; `seconds` without a request restores the whole
+# burst. Posting counts posts, comments and messages together; an upload is a post with files.
+# Sign-ins are also counted per target email, so one account cannot be guessed at from many addresses.
+RATE_POSTS_PER_USER = (60, 60)
+RATE_POSTS_PER_IP = (600, 60)
+RATE_UPLOADS_PER_USER = (100, 600)
+RATE_UPLOADS_PER_IP = (1_000, 600)
+RATE_SIGNINS_PER_IP = (60, 60)
+RATE_SIGNINS_PER_EMAIL = (10, 900)
+# Open WebSocket connections per login, over every org and node (0: no cap).
+MAX_WS_CONNECTIONS_PER_USER = 20

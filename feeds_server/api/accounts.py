@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server.actions import accounts, audit, invitations, orgs
+from feeds_server.api import throttle
 from feeds_server.api.context import Ctx
 from feeds_server.api.dispatch import request_address
 from feeds_server.api.routing import PUBLIC, USER, Routes
@@ -45,6 +46,7 @@ async def sign_up(ctx: Ctx) -> dict[str, Any]:
 async def sign_in(ctx: Ctx) -> dict[str, Any]:
     """Exchange email and password for a bearer token; `org_slug` opens that org (F-ORG-4)."""
     b: SignInBody = ctx.body
+    await throttle.signing_in(ctx, b.email)
     s = ctx.services.settings
     now = ctx.services.clock()
     try:

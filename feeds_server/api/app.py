@@ -17,6 +17,8 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from feeds_server.api.dispatch import build_route, error_response, json_response
 from feeds_server.api.openapi import build_openapi
 from feeds_server.api.routing import Endpoint
+from feeds_server.api.scrape import metrics_endpoint
+from feeds_server.api.throttle import Rates
 from feeds_server.api.web import routes as web_routes
 from feeds_server.config import Settings
 from feeds_server.realtime.broker import create_broker
@@ -24,6 +26,8 @@ from feeds_server.realtime.endpoint import PATH as WS_PATH
 from feeds_server.realtime.endpoint import websocket_endpoint
 from feeds_server.realtime.hub import Hub
 from feeds_server.errors import FeedsError
+from feeds_server.metrics import NodeState
+from feeds_server.ratelimit import create_limiter
 from feeds_server.services import Services
 
 log = logging.getLogger("feeds_server.api")
@@ -59,7 +63,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def healthz(_: Request) -> Response:
         return json_response({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
+    async def readyz(request: Request) -> Response:
+        if request.app.state.draining:  # shutting down (feeds_server/shutdown.py): balancers look elsewhere
+            return json_response({"status": "shutting_down"}, 503)
         try:
             async with services.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -72,12 +78,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
         WebSocketRoute(WS_PATH, websocket_endpoint),
         *web_routes(),
     ]
     hub = Hub(services, create_broker(services.settings))
     services.event_sinks.append(hub.publish)
     services.control_sinks.append(hub.control)
+    limiter = create_limiter(services.settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -86,6 +94,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
         finally:
             await hub.stop()
+            await limiter.close()
             await services.close()
 
     app = Starlette(
@@ -95,6 +104,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
     app.state.services = services
     app.state.hub = hub
+    app.state.limiter = limiter
+    app.state.rates = Rates(services.settings)
+    app.state.metrics = NodeState(services.settings.node_name or f"{services.settings.host}:{services.settings.port}", lambda: hub.connection_count)
+    app.state.draining = False
     app.state.endpoints = endpoints
     return app
 

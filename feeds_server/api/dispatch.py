@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from feeds_server import limits, logs, tokens
+from feeds_server import limits, logs, metrics, tokens
 from feeds_server.store import idempotency
 from feeds_server.actions import audit
 from feeds_server.api.context import Ctx, Deferred, Member
@@ -52,6 +52,7 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(exc: FeedsError) -> Response:
+    metrics.HTTP_ERRORS.labels(str(exc.status), exc.code).inc()
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.details:
         body["details"] = exc.details
@@ -62,15 +63,22 @@ def error_response(exc: FeedsError) -> Response:
 
 
 def build_route(endpoint: Endpoint) -> Route:
+    latency = None  # the route's histogram, bound on its first request: unused routes export nothing
+
     async def endpoint_app(request: Request) -> Response:
+        nonlocal latency
         rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         response = await _answer(request)
         response.headers["X-Request-ID"] = rid
+        elapsed = time.perf_counter() - started
+        if latency is None:
+            latency = metrics.HTTP_LATENCY.labels(endpoint.method, endpoint.path.replace(":int", ""))
+        latency.observe(elapsed)
         log.info(
             "request", extra={"method": endpoint.method, "route": endpoint.path, "status": response.status_code,
-                              "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                              "duration_ms": round(elapsed * 1000, 2)},
         )
         logs.request_id.reset(token)
         return response

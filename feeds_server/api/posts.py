@@ -14,6 +14,7 @@ from feeds_server.actions import posts
 from feeds_server.actions.posts import Reader
 from feeds_server.actions.views import post_views
 from feeds_server.actions.post_writer import Remember
+from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.dispatch import begin_idempotent, parse_json_body, read_json
 from feeds_server.api.routing import Routes
@@ -55,6 +56,7 @@ def file_store(ctx: Ctx) -> LocalFileStore:
 @routes.post("/api/v1/orgs/{slug}/posts", permission=FEED, raw_body=True, status=201, idempotent=True)
 async def create_post(ctx: Ctx) -> Response | Deferred:
     """Post to the org, to a group, or privately. JSON, or multipart with a `message` part and up to 5 `files`."""
+    await throttle.posting(ctx)
     ctype = ctx.request.headers.get("content-type", "")
     if ctype.startswith("multipart/"):
         return await _create_with_files(ctx)
@@ -91,6 +93,7 @@ async def _idempotent(ctx: Ctx, body: CreatePostBody, file_digests: list[str]) -
 
 
 async def _create_with_files(ctx: Ctx) -> Response | Deferred:
+    await throttle.uploading(ctx)
     upload = await read_upload(ctx.request, file_store(ctx))
     try:
         body: CreatePostBody = parse_json_body(upload.message, CreatePostBody)  # type: ignore[assignment]
@@ -139,6 +142,7 @@ async def delete_post(ctx: Ctx) -> None:
 @routes.post("/api/v1/orgs/{slug}/posts/{post_id:int}/comments", permission=FEED, body=CommentBody, status=201, idempotent=True)
 async def add_comment(ctx: Ctx) -> dict[str, Any]:
     """Comment on a post or record update, or reply to a private message."""
+    await throttle.posting(ctx)
     view = await posts.add_comment(ctx.session, reader(ctx), ctx.path["post_id"], ctx.body.body, ctx.services.clock())
     return {"comment": view}
 

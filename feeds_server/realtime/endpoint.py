@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from feeds_server import __version__
+from feeds_server import __version__, metrics
 from feeds_server.domain import network
 from feeds_server.domain import permissions as perms
 from feeds_server.realtime import conn_tokens
@@ -61,9 +61,12 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         if conn is not None:
             await hub.disconnect(conn)
+            if ws.app.state.rates.connections_cap:
+                await ws.app.state.limiter.close_connection(conn.user_id, conn.client_id)
 
 
 async def _close(ws: WebSocket, disconnect: proto.Disconnect) -> None:
+    metrics.WS_DISCONNECTS.labels(str(disconnect.code)).inc()
     with contextlib.suppress(Exception):
         await ws.close(code=disconnect.code, reason=disconnect.reason)
 
@@ -120,7 +123,17 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
         }
         return proto.encode_reply(cmd.id, "connect", result)
 
-    await hub.connect(conn, channels, recover_requests, make_reply)
+    cap, limiter = ws.app.state.rates.connections_cap, ws.app.state.limiter
+    if cap and not await limiter.open_connection(conn.user_id, conn.client_id, cap):
+        ws.app.state.rates.refused["ws_connections_per_user"].inc()
+        await _close(ws, proto.DISCONNECT_CONNECTION_LIMIT)
+        return None
+    try:
+        await hub.connect(conn, channels, recover_requests, make_reply)
+    except BaseException:
+        if cap:
+            await limiter.close_connection(conn.user_id, conn.client_id)
+        raise
     return conn
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import orjson
 from sqlalchemy import select
 
 from feeds_server import limits
+from feeds_server.metrics import DELIVERIES, DELIVERY_LATENCY, RECOVERED, RECOVERY_FAILED
 from feeds_server.domain import permissions as perms
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.broker import Broker
@@ -47,20 +49,22 @@ class Published:
     channels: tuple[str, ...]
     payload: dict[str, Any]
     data: bytes  # the publication's `data`, encoded once
+    at: float = 0.0  # when it was published after commit (epoch seconds), for the delivery latency metric
 
     @classmethod
-    def from_event(cls, event: Event | NewEvent) -> "Published":
-        return cls(event.org_id, event.seq, event.type, tuple(event.channels or ()), event.payload or {}, publication_data(event))
+    def from_event(cls, event: Event | NewEvent, at: float = 0.0) -> "Published":
+        at = at or event.created_at.timestamp()
+        return cls(event.org_id, event.seq, event.type, tuple(event.channels or ()), event.payload or {}, publication_data(event), at)
 
     def to_message(self) -> bytes:
         return orjson.dumps(
-            {"seq": self.seq, "type": self.type, "channels": self.channels, "payload": self.payload, "data": self.data.decode()}
+            {"seq": self.seq, "type": self.type, "channels": self.channels, "payload": self.payload, "data": self.data.decode(), "at": self.at}
         )
 
     @classmethod
     def from_message(cls, org_id: int, message: bytes) -> "Published":
         m = orjson.loads(message)
-        return cls(org_id, int(m["seq"]), m["type"], tuple(m["channels"]), m["payload"], m["data"].encode())
+        return cls(org_id, int(m["seq"]), m["type"], tuple(m["channels"]), m["payload"], m["data"].encode(), m.get("at", 0.0))
 
 
 @dataclass(eq=False)
@@ -177,8 +181,9 @@ class Hub:
     # --- publishing (called after commit) --------------------------------------------------
     async def publish(self, events: list[NewEvent]) -> None:
         """Event sink: deliver to this node now, and hand to the broker for the others."""
+        now = time.time()
         for event in events:
-            pub = Published.from_event(event)
+            pub = Published.from_event(event, now)
             room = self.rooms.get(pub.org_id)
             if room is not None:
                 await self._accept(room, pub)
@@ -278,6 +283,7 @@ class Hub:
         await self._apply_side_effects(room, pub)
         if hidden_by_modules(pub.payload, room.disabled_modules):
             return
+        delivered = 0
         for channel in pub.channels:
             conns = room.subscribers.get(channel)
             if not conns:
@@ -285,6 +291,10 @@ class Hub:
             frame = proto.encode_publication_push(channel, pub.data, pub.seq)
             for conn in list(conns):
                 conn.push_publication(channel, pub.seq, frame)
+            delivered += len(conns)
+        if delivered:
+            DELIVERIES.inc(delivered)
+            DELIVERY_LATENCY.observe(time.time() - pub.at)
 
     async def _apply_side_effects(self, room: Room, pub: Published) -> None:
         """Events that change who may see what: re-check the affected connections."""
@@ -398,9 +408,11 @@ async def _subscribe_result(
     result["was_recovering"] = True
     if req_epoch != epoch or req_offset > top:
         result["recovered"] = False
+        RECOVERY_FAILED.inc()
         return result
     rec = await recover(session, org_id, channel, req_offset, hidden)
     result["recovered"] = rec.recovered
+    (RECOVERED if rec.recovered else RECOVERY_FAILED).inc()
     if rec.recovered:
         result["publications"] = [{"data": orjson.Fragment(data), "offset": off} for off, data in rec.publications]
         if rec.publications:
