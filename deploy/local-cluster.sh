@@ -177,7 +177,7 @@ stop_all() {
     fi
     rm -f "$PIDS/$name.pid"
   done
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 200); do
     still=0
     for entry in "${pids[@]}"; do alive "${entry#*:}" && still=1; done
     [ "$still" = 0 ] && break
