@@ -147,6 +147,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from feeds_server.api.app import create_app
+    from feeds_server.realtime.wire import WireProtocol
 
     if not args.no_migrate:
         asyncio.run(_migrate(settings))
@@ -166,7 +167,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         app,
         host=host,
         port=port,
-        ws="websockets-sansio",
+        ws=WireProtocol,  # uvicorn's "websockets-sansio", plus shared frames (realtime/wire.py)
         ws_per_message_deflate=settings.ws_compression,
         ws_max_size=limits.MAX_WS_FRAME_BYTES,
         ws_ping_interval=None,  # the Centrifuge protocol pings at the application level

@@ -3,8 +3,12 @@
 Order of a connection's life: Origin checked before the upgrade is accepted; the first frame must
 be a `connect` command with a connection token; the token, the sign-in behind it, the membership and
 the Feeds tab are checked before anything is subscribed; then the hub registers the connection and
-recovers what the client asked for; then three loops run until one ends: reading commands, writing
-queued frames (coalesced: everything queued goes out in one frame), and pinging.
+recovers what the client asked for; then the endpoint reads commands until the client leaves.
+
+Writing needs no task of its own: the hub writes each frame straight to the socket when it takes it
+at once (under uvicorn, the same framed bytes for every subscriber: `wire.py`). Only when the
+socket's buffer is full does a task start, which sends everything queued meanwhile in one frame
+(coalesced, in order) and ends. Pings come from the hub's one timer for all connections.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from feeds_server.domain import permissions as perms
 from feeds_server.realtime import conn_tokens
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.hub import Connection, Hub, RecoverRequests
+from feeds_server.realtime.wire import EXTENSION as WIRE
+from feeds_server.realtime.wire import WireProtocol, text_frame
 from feeds_server.services import Services
-from feeds_server.store.graph import load_graph
-from feeds_server.store.models import AuthToken, Membership, Org, Profile
+from feeds_server.store.models import AuthToken, Membership, Profile
 from feeds_server.store.scope import org_session
 
 log = logging.getLogger("feeds_server.realtime")
@@ -55,7 +60,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     try:
         conn = await _handshake(ws, services, hub)
         if conn is not None:
-            await _serve(ws, services, hub, conn)
+            await _serve(ws, conn)
     except WebSocketDisconnect:
         pass
     finally:
@@ -65,14 +70,67 @@ async def websocket_endpoint(ws: WebSocket) -> None:
                 await ws.app.state.limiter.close_connection(conn.user_id, conn.client_id)
 
 
-async def _close(ws: WebSocket, disconnect: proto.Disconnect) -> None:
+async def _close(ws: WebSocket, disconnect: proto.Disconnect, wire: WireProtocol | None = None) -> None:
     metrics.WS_DISCONNECTS.labels(str(disconnect.code)).inc()
+    if wire is not None and wire.close_now(disconnect.code, disconnect.reason):
+        return
     with contextlib.suppress(Exception):
         await ws.close(code=disconnect.code, reason=disconnect.reason)
 
 
 async def _send(ws: WebSocket, frame: bytes) -> None:
     await ws.send_text(frame.decode())
+
+
+class _Socket:
+    """The hub's way to one client's socket (`hub.Sink`)."""
+
+    __slots__ = ("ws", "conn", "wire", "task")
+
+    def __init__(self, ws: WebSocket, conn: Connection) -> None:
+        self.ws, self.conn = ws, conn
+        self.wire: WireProtocol | None = ws.scope.get("extensions", {}).get(WIRE)
+        self.task: asyncio.Task[None] | None = None
+
+    def write_now(self, frame: bytes) -> bool:
+        return self.task is None and self.wire is not None and self.wire.write_frame(_framed(frame))
+
+    def flush_later(self) -> None:
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        conn = self.conn
+        try:
+            while conn.outbox and conn.close_request is None:
+                frames = list(conn.outbox)
+                conn.outbox.clear()
+                await _send(self.ws, proto.join_frames(frames))
+            if conn.close_request is not None:
+                await _close(self.ws, conn.close_request, self.wire)
+        except Exception:  # noqa: BLE001 - the client is gone; the reader sees the disconnect
+            pass
+        finally:
+            self.task = None
+
+    async def stop(self) -> None:
+        task = self.task
+        if task is not None:
+            if self.conn.close_request is None:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+# One publication goes to every subscriber as the same object: frame it once.
+_last_framed: tuple[bytes, bytes] = (b"", text_frame(b""))
+
+
+def _framed(frame: bytes) -> bytes:
+    global _last_framed
+    if _last_framed[0] is not frame:
+        _last_framed = (frame, text_frame(frame))
+    return _last_framed[1]
 
 
 async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection | None:
@@ -104,12 +162,13 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
         return None
     peer = ws.client.host if ws.client else None
     address = network.client_address(peer, ws.headers.get("x-forwarded-for"), services.settings.trusted_proxies)
-    member = await _member(services, claims, address)
+    member = await _member(services, hub, claims, address)
     if member is None:
         await _close(ws, proto.DISCONNECT_INVALID_TOKEN)
         return None
-    role_id, profile_id, channels = member
+    role_id, profile_id = member
     conn = Connection(uuid.uuid4().hex, claims.user_id, claims.org_id, claims.auth_token_id, profile_id, role_id)
+    conn.sink = _Socket(ws, conn)
     recover_requests = _recover_requests(cmd.params.get("subs"))
     settings = services.settings
 
@@ -129,7 +188,7 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
         await _close(ws, proto.DISCONNECT_CONNECTION_LIMIT)
         return None
     try:
-        await hub.connect(conn, channels, recover_requests, make_reply)
+        await hub.connect(conn, recover_requests, make_reply)
     except BaseException:
         if cap:
             await limiter.close_connection(conn.user_id, conn.client_id)
@@ -137,29 +196,27 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     return conn
 
 
-async def _member(services: Services, claims: conn_tokens.ConnectionClaims, address: str | None) -> tuple[int | None, int, list[str]] | None:
-    """(role, profile, channels) of a live sign-in of a member with the Feeds tab, from an allowed
-    address (F-SEC-4), else None."""
+async def _member(services: Services, hub: Hub, claims: conn_tokens.ConnectionClaims, address: str | None) -> tuple[int | None, int] | None:
+    """(role, profile) of a live sign-in of a member with the Feeds tab, from an allowed address
+    (F-SEC-4), else None. One query; the allow-list comes from the hub's copy of the org."""
+    allowlist = await hub.ip_allowlist(claims.org_id)
+    if allowlist is None or not network.allowed(address, allowlist):
+        return None
     async with org_session(services.sessions, claims.org_id) as session:
-        org = (await session.execute(select(Org).where(Org.id == claims.org_id))).scalar_one_or_none()
-        if org is None or not network.allowed(address, org.ip_allowlist or []):
-            return None
-        auth = (await session.execute(select(AuthToken).where(AuthToken.id == claims.auth_token_id))).scalar_one_or_none()
-        now = services.clock()
-        if auth is None or auth.user_id != claims.user_id or auth.revoked_at is not None or auth.expires_at <= now:
-            return None
         row = (
             await session.execute(
-                select(Membership, Profile).join(Profile, Profile.id == Membership.profile_id).where(Membership.user_id == claims.user_id)
+                select(AuthToken.revoked_at, AuthToken.expires_at, Membership.role_id, Membership.profile_id,
+                       Membership.is_super_admin, Profile.permissions)
+                .join(Membership, Membership.user_id == AuthToken.user_id)
+                .join(Profile, Profile.id == Membership.profile_id)
+                .where(AuthToken.id == claims.auth_token_id, AuthToken.user_id == claims.user_id)
             )
         ).first()
-        if row is None:
-            return None
-        membership, profile = row
-        if perms.FEEDS_TAB not in perms.effective_permissions(profile.permissions, membership.is_super_admin):
-            return None
-        graph = await load_graph(session)
-        return membership.role_id, membership.profile_id, graph.reader_channels(claims.user_id, membership.role_id)
+    if row is None or row.revoked_at is not None or row.expires_at <= services.clock():
+        return None
+    if perms.FEEDS_TAB not in perms.effective_permissions(row.permissions, row.is_super_admin):
+        return None
+    return row.role_id, row.profile_id
 
 
 def _recover_requests(subs: Any) -> RecoverRequests:
@@ -175,57 +232,34 @@ def _recover_requests(subs: Any) -> RecoverRequests:
     return out
 
 
-async def _serve(ws: WebSocket, services: Services, hub: Hub, conn: Connection) -> None:
-    state = {"last_pong": time.monotonic()}
-    tasks = [
-        asyncio.create_task(_writer(ws, conn)),
-        asyncio.create_task(_reader(ws, conn, state)),
-        asyncio.create_task(_pinger(conn, services, state)),
-    ]
+async def _serve(ws: WebSocket, conn: Connection) -> None:
+    """Read commands until the client leaves or the connection is closed."""
+    sock = conn.sink
+    assert isinstance(sock, _Socket)
+    if conn.close_request is not None or conn.outbox:
+        sock.flush_later()  # closed or queued while connecting
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                commands = proto.decode_commands(message.get("text") or message.get("bytes") or b"")
+            except proto.ProtocolError as exc:
+                conn.request_close(exc.disconnect)
+                return
+            for cmd in commands:
+                reply = _answer(cmd, conn)
+                if reply is not None:
+                    conn.push(reply)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-    if conn.close_request is not None:
-        await _close(ws, conn.close_request)
+        await sock.stop()
 
 
-async def _writer(ws: WebSocket, conn: Connection) -> None:
-    while True:
-        await conn.wake.wait()
-        conn.wake.clear()
-        if conn.outbox:
-            frames = list(conn.outbox)
-            conn.outbox.clear()
-            await _send(ws, proto.join_frames(frames))
-        if conn.close_request is not None:
-            return
-
-
-async def _reader(ws: WebSocket, conn: Connection, state: dict[str, float]) -> None:
-    while True:
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        try:
-            commands = proto.decode_commands(message.get("text") or message.get("bytes") or b"")
-        except proto.ProtocolError as exc:
-            conn.request_close(exc.disconnect)
-            return
-        for cmd in commands:
-            reply = _answer(cmd, state)
-            if reply is not None:
-                conn.push(reply)
-
-
-def _answer(cmd: proto.Command, state: dict[str, float]) -> bytes | None:
+def _answer(cmd: proto.Command, conn: Connection) -> bytes | None:
     """Commands after connect. Subscriptions are server-side only: clients cannot pick channels."""
     if cmd.kind == "pong":
-        state["last_pong"] = time.monotonic()
+        conn.last_pong = time.monotonic()
         return None
     if cmd.kind == "send":
         return None
@@ -240,17 +274,6 @@ def _answer(cmd: proto.Command, state: dict[str, float]) -> bytes | None:
     if cmd.kind == "connect":
         return proto.encode_error(cmd.id, proto.ERROR_BAD_REQUEST, "already connected")
     return proto.encode_error(cmd.id, proto.ERROR_METHOD_NOT_FOUND, "method not found")
-
-
-async def _pinger(conn: Connection, services: Services, state: dict[str, float]) -> None:
-    interval = services.settings.ws_ping_interval
-    timeout = services.settings.ws_pong_timeout
-    while True:
-        await asyncio.sleep(interval)
-        if time.monotonic() - state["last_pong"] > interval + timeout:
-            conn.request_close(proto.DISCONNECT_NO_PONG)
-            return
-        conn.push(proto.encode_ping())
 
 
 __all__ = ["PATH", "origin_allowed", "websocket_endpoint"]

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from sqlalchemy import select
 from feeds_server import limits
 from feeds_server.metrics import DELIVERIES, DELIVERY_LATENCY, RECOVERED, RECOVERY_FAILED
 from feeds_server.domain import permissions as perms
+from feeds_server.domain.audience import OrgGraph
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.broker import Broker
 from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
@@ -67,9 +68,20 @@ class Published:
         return cls(org_id, int(m["seq"]), m["type"], tuple(m["channels"]), m["payload"], m["data"].encode(), m.get("at", 0.0))
 
 
-@dataclass(eq=False)
+class Sink(Protocol):
+    """The endpoint's side of a connection: how queued frames reach the socket."""
+
+    def write_now(self, frame: bytes) -> bool:
+        """Write the frame at once if the socket takes it without waiting and nothing is queued."""
+
+    def flush_later(self) -> None:
+        """Send what is queued, or the close that was requested, as soon as the socket allows."""
+
+
+@dataclass(eq=False, slots=True)
 class Connection:
-    """One client's outbound side. The endpoint owns the socket and drains `outbox`."""
+    """One client's outbound side. Frames go straight to the socket when it takes them at once;
+    otherwise they queue in `outbox` and the endpoint sends them coalesced, in order."""
 
     client_id: str
     user_id: int
@@ -79,21 +91,27 @@ class Connection:
     role_id: int | None
     channels: set[str] = field(default_factory=set)
     outbox: deque[bytes] = field(default_factory=deque)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    sink: Sink | None = None
     close_request: proto.Disconnect | None = None
     # While connecting: publications held per channel until the connect reply is queued.
     held: dict[str, list[tuple[int, bytes]]] | None = None
     # Publications at or below these offsets were already sent by recovery.
     floor: dict[str, int] = field(default_factory=dict)
+    last_pong: float = field(default_factory=time.monotonic)
+    ping_slot: int = -1
 
     def push(self, frame: bytes) -> None:
         if self.close_request is not None:
+            return
+        sink = self.sink
+        if sink is not None and not self.outbox and sink.write_now(frame):
             return
         if len(self.outbox) >= limits.WS_SEND_QUEUE_FRAMES:
             self.request_close(proto.DISCONNECT_SLOW)
             return
         self.outbox.append(frame)
-        self.wake.set()
+        if sink is not None:
+            sink.flush_later()
 
     def push_publication(self, channel: str, offset: int, frame: bytes) -> None:
         if self.held is not None:
@@ -104,7 +122,45 @@ class Connection:
     def request_close(self, disconnect: proto.Disconnect) -> None:
         if self.close_request is None:
             self.close_request = disconnect
-            self.wake.set()
+            if self.sink is not None:
+                self.sink.flush_later()
+
+
+class Pinger:
+    """One timer for every connection of the node instead of a task each: connections sit in
+    `slots` buckets, one bucket is visited per tick, so each is pinged once per interval and one
+    silent for an interval plus the pong timeout is closed."""
+
+    def __init__(self, interval: float, timeout: float) -> None:
+        self.interval, self.timeout = interval, timeout
+        self.slots: list[set[Connection]] = [set() for _ in range(max(1, min(100, int(interval * 4))))]
+        self.cursor = 0
+
+    def add(self, conn: Connection) -> None:
+        # The bucket visited last: the first ping comes one interval after connecting.
+        conn.ping_slot = (self.cursor - 1) % len(self.slots)
+        conn.last_pong = time.monotonic()
+        self.slots[conn.ping_slot].add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        if conn.ping_slot >= 0:
+            self.slots[conn.ping_slot].discard(conn)
+
+    def tick(self) -> None:
+        bucket = self.slots[self.cursor]
+        self.cursor = (self.cursor + 1) % len(self.slots)
+        deadline = time.monotonic() - self.interval - self.timeout
+        for conn in list(bucket):
+            if conn.last_pong < deadline:
+                conn.request_close(proto.DISCONNECT_NO_PONG)
+            else:
+                conn.push(proto.PING)
+
+    async def run(self) -> None:
+        step = self.interval / len(self.slots)
+        while True:
+            await asyncio.sleep(step)
+            self.tick()
 
 
 @dataclass(eq=False)
@@ -115,9 +171,13 @@ class Room:
     epoch: str
     last_seq: int
     disabled_modules: list[str]
+    ip_allowlist: list[str] = field(default_factory=list)
     connections: set[Connection] = field(default_factory=set)
     subscribers: dict[str, set[Connection]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Who belongs to which group, read once for every connect; any event that may change it, or
+    # the org's allow-list, clears it (see CACHE_KEEPING_EVENTS).
+    graph: OrgGraph | None = None
 
     def add(self, conn: Connection, channels: Iterable[str]) -> None:
         self.connections.add(conn)
@@ -139,6 +199,13 @@ class Room:
         self.connections.discard(conn)
 
 
+# Events that change neither the org graph nor the org row: the many posts, comments and
+# notifications leave the cached graph in place; any other event drops it.
+CACHE_KEEPING_EVENTS = frozenset({
+    "post.created", "post.deleted", "comment.created", "comment.deleted", "notification.created",
+    "notifications.read", "record.followed", "record.unfollowed",
+})
+
 RecoverRequests = dict[str, tuple[str, int]]  # channel -> (epoch, offset)
 MakeReply = Callable[[dict[str, dict[str, Any]]], bytes]
 
@@ -151,6 +218,7 @@ class Hub:
         self._rooms_lock = asyncio.Lock()
         self._outgoing: asyncio.Queue[tuple[int | None, bytes]] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
+        self.pinger = Pinger(services.settings.ws_ping_interval, services.settings.ws_pong_timeout)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,6 +227,7 @@ class Hub:
             asyncio.create_task(self._publisher(), name="hub-publisher"),
             asyncio.create_task(self._tail_poller(), name="hub-tail-poller"),
             asyncio.create_task(self._pruner(), name="hub-history-pruner"),
+            asyncio.create_task(self.pinger.run(), name="hub-pinger"),
         ]
 
     async def stop(self, disconnect: proto.Disconnect = proto.DISCONNECT_SHUTDOWN) -> None:
@@ -280,6 +349,8 @@ class Hub:
     # --- delivery --------------------------------------------------------------------------
     async def _deliver(self, room: Room, pub: Published) -> None:
         room.last_seq = pub.seq
+        if pub.type not in CACHE_KEEPING_EVENTS:
+            room.graph = None
         await self._apply_side_effects(room, pub)
         if hidden_by_modules(pub.payload, room.disabled_modules):
             return
@@ -312,8 +383,8 @@ class Hub:
         """Recompute every connection's channels; add and drop subscriptions live."""
         if not room.connections:
             return
+        graph = await self._org_facts(room)
         async with org_session(self.services.sessions, room.org_id) as session:
-            graph = await load_graph(session)
             rows = (
                 await session.execute(
                     select(Membership.user_id, Membership.role_id, Membership.profile_id, Membership.is_super_admin, Profile.permissions)
@@ -345,16 +416,42 @@ class Hub:
                 return room
             async with self.services.sessions() as session:
                 org = (await session.execute(select(Org).where(Org.id == org_id))).scalar_one()
-            room = Room(org_id, org.rt_epoch, org.event_seq, list(org.disabled_modules or []))
+            room = Room(org_id, org.rt_epoch, org.event_seq, list(org.disabled_modules or []), list(org.ip_allowlist or []))
             self.rooms[org_id] = room
             await self.broker.subscribe(org_id)
             return room
 
-    async def connect(self, conn: Connection, channels: list[str], recover_requests: RecoverRequests, make_reply: MakeReply) -> None:
-        """Register a connection, recover what it asked for, and queue the connect reply first.
+    async def _org_facts(self, room: Room) -> OrgGraph:
+        """The room's graph, and its allow-list, read again if an event may have changed them.
+        Called under the room's lock, so no event slips between reading and using them."""
+        if room.graph is None:
+            async with org_session(self.services.sessions, room.org_id) as session:
+                allow = (await session.execute(select(Org.ip_allowlist).where(Org.id == room.org_id))).scalar_one()
+                room.graph = await load_graph(session)
+            room.ip_allowlist = list(allow or [])
+        return room.graph
 
-        Live publications arriving meanwhile are held and released after the reply, without
-        repeating what recovery already sent.
+    async def ip_allowlist(self, org_id: int) -> list[str] | None:
+        """The org's IP allow-list (F-SEC-4), None if there is no such org; kept while the org has
+        connections on this node, so that a reconnecting crowd does not read it once each."""
+        room = self.rooms.get(org_id)
+        if room is None:
+            async with self.services.sessions() as session:
+                row = (await session.execute(select(Org.ip_allowlist).where(Org.id == org_id))).first()
+            return None if row is None else list(row[0] or [])
+        if room.graph is None:
+            async with room.lock:
+                await self._org_facts(room)
+        return room.ip_allowlist
+
+    async def connect(self, conn: Connection, recover_requests: RecoverRequests, make_reply: MakeReply) -> None:
+        """Subscribe a connection to what its user may see, recover what it asked for, and queue
+        the connect reply first.
+
+        Channels come from the room's graph under the room's lock: a membership change is either
+        already in the graph or delivered after the connection joined, and then re-checks it. Live
+        publications arriving meanwhile are held and released after the reply, without repeating
+        what recovery already sent.
         """
         room = await self._room(conn.org_id)
         db_top = 0
@@ -364,6 +461,7 @@ class Hub:
         async with room.lock:
             if db_top > room.last_seq:
                 await self._fill(room, db_top)  # so a client's position from another node is never "ahead"
+            channels = (await self._org_facts(room)).reader_channels(conn.user_id, conn.role_id)
             conn.held = {}
             room.add(conn, channels)
             top = room.last_seq
@@ -381,8 +479,10 @@ class Hub:
             for channel, pubs in held.items():
                 for offset, frame in sorted(pubs, key=lambda x: x[0]):
                     conn.push_publication(channel, offset, frame)
+        self.pinger.add(conn)
 
     async def disconnect(self, conn: Connection) -> None:
+        self.pinger.remove(conn)
         room = self.rooms.get(conn.org_id)
         if room is None:
             return
