@@ -179,7 +179,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,
     )
     server = GracefulServer(config, settings.shutdown_timeout)
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C: the shutdown has run; uvicorn re-raised the signal
+        pass
     return 0 if server.started else 3
 
 
