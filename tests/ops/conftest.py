@@ -62,7 +62,9 @@ async def limited_client(settings: Settings, limiter_backend: str, request: pyte
     yield make
     for services, client in built:
         await client.aclose()
-        await client._transport.app.state.limiter.close()  # type: ignore[attr-defined]
+        state = client._transport.app.state  # type: ignore[attr-defined]
+        await state.limiter.close()
+        await state.hub.broker.close()
         await services.engine.dispose()
 
 
