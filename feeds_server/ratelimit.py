@@ -10,6 +10,7 @@ cannot be reached the Redis limiter lets requests through: an outage must not st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,9 +42,14 @@ def gcra(tat: float, now: float, rate: Rate) -> tuple[float, float]:
     return new_tat, 0.0
 
 
+# What one request spends: each limit with the key it is counted under (a user id, an address).
+Checks = Sequence[tuple[Rate, str]]
+
+
 class Limiter(Protocol):
-    async def hit(self, rate: Rate, key: str) -> float:
-        """Count one request of `key` against `rate`: 0 when allowed, else the seconds to wait."""
+    async def spend(self, checks: Checks) -> tuple[Rate, float] | None:
+        """Count one request against every check, or, if one refuses, against none of them (a refused
+        request costs nothing): None when allowed, else the refusing limit and the seconds to wait."""
         ...
 
     async def open_connection(self, user_id: int, client_id: str, cap: int) -> bool:

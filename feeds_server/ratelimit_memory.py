@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from feeds_server.ratelimit import Rate, gcra
+from feeds_server.ratelimit import Checks, Rate, gcra
 
 # Keys whose bucket is full again are dropped once the table grows past this.
 SWEEP_AT = 100_000
@@ -17,16 +17,19 @@ class MemoryLimiter:
         self._tats: dict[tuple[str, str], float] = {}
         self._connections: dict[int, set[str]] = {}
 
-    async def hit(self, rate: Rate, key: str) -> float:
+    async def spend(self, checks: Checks) -> tuple[Rate, float] | None:
         now = self.clock()
-        slot = (rate.name, key)
-        tat, wait = gcra(self._tats.get(slot, 0.0), now, rate)
-        if wait:
-            return wait
-        self._tats[slot] = tat
+        spent = []
+        for rate, key in checks:
+            slot = (rate.name, key)
+            tat, wait = gcra(self._tats.get(slot, 0.0), now, rate)
+            if wait:
+                return rate, wait
+            spent.append((slot, tat))
+        self._tats.update(spent)
         if len(self._tats) > SWEEP_AT:
             self._tats = {k: v for k, v in self._tats.items() if v > now}
-        return 0.0
+        return None
 
     async def open_connection(self, user_id: int, client_id: str, cap: int) -> bool:
         open_ = self._connections.setdefault(user_id, set())

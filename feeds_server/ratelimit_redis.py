@@ -15,7 +15,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from feeds_server.ratelimit import EPSILON, Rate
+from feeds_server.ratelimit import EPSILON, Checks, Rate
 
 log = logging.getLogger("feeds_server.ratelimit")
 
@@ -27,16 +27,23 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# KEYS[1] bucket; ARGV interval, seconds, epsilon. Returns "0" (allowed) or the seconds to wait.
-_HIT = _NOW + """
-local interval, period = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local new_tat = tat + interval
-local excess = new_tat - now - period
-if excess > tonumber(ARGV[3]) then return tostring(excess) end
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1)
-return '0'
+# KEYS the buckets; ARGV[1] epsilon, then each bucket's interval and seconds. All buckets are
+# checked before any is spent. Returns {0, "0"} (allowed) or {i, seconds to wait} for KEYS[i].
+_SPEND = _NOW + """
+local eps = tonumber(ARGV[1])
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local interval, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < now then tat = now end
+  local excess = tat + interval - now - period
+  if excess > eps then return {i, tostring(excess)} end
+  tats[i] = tat + interval
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.6f', tats[i]), 'PX', math.ceil((tats[i] - now) * 1000) + 1)
+end
+return {0, '0'}
 """
 
 # KEYS[1] the user's set; ARGV client id, cap, ttl. Returns 1 (registered) or 0 (over the cap).
@@ -64,7 +71,7 @@ class RedisLimiter:
     def __init__(self, url: str, prefix: str = "feeds") -> None:
         self.prefix = prefix
         self._redis = aioredis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self._hit = self._redis.register_script(_HIT)
+        self._spend = self._redis.register_script(_SPEND)
         self._open = self._redis.register_script(_OPEN)
         self._renew = self._redis.register_script(_RENEW)
         self._mine: dict[str, int] = {}  # this node's open connections: client id -> user id
@@ -76,13 +83,16 @@ class RedisLimiter:
     def _conns(self, user_id: int) -> str:
         return f"{self.prefix}:conns:{user_id}"
 
-    async def hit(self, rate: Rate, key: str) -> float:
+    async def spend(self, checks: Checks) -> tuple[Rate, float] | None:
+        args = [repr(EPSILON)]
+        for rate, _ in checks:
+            args += [repr(rate.interval), repr(rate.seconds)]
         try:
-            wait = await self._hit(keys=[self._bucket(rate, key)], args=[repr(rate.interval), repr(rate.seconds), repr(EPSILON)])
+            index, wait = await self._spend(keys=[self._bucket(rate, key) for rate, key in checks], args=args)
         except (RedisError, OSError) as exc:
             log.warning("rate limit not checked, Redis unreachable: %s", exc)
-            return 0.0
-        return float(wait)
+            return None
+        return (checks[int(index) - 1][0], float(wait)) if int(index) else None
 
     async def open_connection(self, user_id: int, client_id: str, cap: int) -> bool:
         try:

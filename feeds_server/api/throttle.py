@@ -15,7 +15,7 @@ from feeds_server.api.context import Ctx
 from feeds_server.api.dispatch import request_address
 from feeds_server.config import Settings
 from feeds_server.errors import RateLimited
-from feeds_server.ratelimit import Limiter, Rate
+from feeds_server.ratelimit import Checks, Limiter, Rate
 
 
 class Rates:
@@ -34,19 +34,20 @@ class Rates:
         self.refused = {name: metrics.RATE_LIMITED.labels(name) for name in names}
 
 
-async def spend(limiter: Limiter, rates: Rates, checks: list[tuple[Rate, str]]) -> None:
-    """Count the request against each (rate, key) in turn; the first refusal raises."""
+async def spend(limiter: Limiter, rates: Rates, checks: Checks) -> None:
+    """Count the request against every (rate, key), or raise `RateLimited` for the first that refuses."""
     if not rates.enabled:
         return
-    for rate, key in checks:
-        wait = await limiter.hit(rate, key)
-        if wait:
-            rates.refused[rate.name].inc()
-            retry_after = max(1, math.ceil(wait))
-            raise RateLimited(
-                "rate_limited", f"too many requests ({rate.requests} per {rate.seconds:g} s); retry in {retry_after} s",
-                limit=rate.name, retry_after=retry_after,
-            )
+    refused = await limiter.spend(checks)
+    if refused is None:
+        return
+    rate, wait = refused
+    rates.refused[rate.name].inc()
+    retry_after = max(1, math.ceil(wait))
+    raise RateLimited(
+        "rate_limited", f"too many requests ({rate.requests} per {rate.seconds:g} s); retry in {retry_after} s",
+        limit=rate.name, retry_after=retry_after,
+    )
 
 
 def _state(ctx: Ctx) -> tuple[Limiter, Rates]:

@@ -12,43 +12,59 @@ from feeds_server.ratelimit_memory import MemoryLimiter
 from tests.ops.conftest import prefix
 
 
+async def hit(limiter, rate: Rate, key: str) -> float:  # type: ignore[no-untyped-def]
+    """One request spending one limit: 0 when allowed, else the seconds to wait."""
+    refused = await limiter.spend([(rate, key)])
+    return 0.0 if refused is None else refused[1]
+
+
 async def test_burst_of_n_is_allowed_and_the_next_is_refused_with_the_wait(limiter):
     rate = Rate("posts_per_user", 5, 10)
     for _ in range(5):
-        assert await limiter.hit(rate, "u1") == 0
-    wait = await limiter.hit(rate, "u1")
+        assert await hit(limiter, rate, "u1") == 0
+    wait = await hit(limiter, rate, "u1")
     assert 1.9 <= wait <= 2.0  # one request every 10/5 s
 
 
 async def test_keys_and_limits_are_counted_apart(limiter):
     one = Rate("posts_per_user", 1, 60)
     other = Rate("uploads_per_user", 1, 60)
-    assert await limiter.hit(one, "u1") == 0
-    assert await limiter.hit(one, "u1") > 0
-    assert await limiter.hit(one, "u2") == 0
-    assert await limiter.hit(other, "u1") == 0
+    assert await hit(limiter, one, "u1") == 0
+    assert await hit(limiter, one, "u1") > 0
+    assert await hit(limiter, one, "u2") == 0
+    assert await hit(limiter, other, "u1") == 0
 
 
 async def test_the_whole_burst_is_back_after_the_window(limiter):
     rate = Rate("signins_per_ip", 3, 1)
     for _ in range(3):
-        assert await limiter.hit(rate, "10.0.0.1") == 0
-    assert await limiter.hit(rate, "10.0.0.1") > 0
+        assert await hit(limiter, rate, "10.0.0.1") == 0
+    assert await hit(limiter, rate, "10.0.0.1") > 0
     await asyncio.sleep(1.05)
     for _ in range(3):
-        assert await limiter.hit(rate, "10.0.0.1") == 0
-    assert await limiter.hit(rate, "10.0.0.1") > 0
+        assert await hit(limiter, rate, "10.0.0.1") == 0
+    assert await hit(limiter, rate, "10.0.0.1") > 0
 
 
 async def test_a_refused_request_does_not_cost_anything(limiter):
     rate = Rate("posts_per_ip", 2, 1)
-    assert await limiter.hit(rate, "a") == 0
-    assert await limiter.hit(rate, "a") == 0
+    assert await hit(limiter, rate, "a") == 0
+    assert await hit(limiter, rate, "a") == 0
     for _ in range(5):
-        assert await limiter.hit(rate, "a") > 0
+        assert await hit(limiter, rate, "a") > 0
     await asyncio.sleep(0.55)  # one interval: exactly one more request
-    assert await limiter.hit(rate, "a") == 0
-    assert await limiter.hit(rate, "a") > 0
+    assert await hit(limiter, rate, "a") == 0
+    assert await hit(limiter, rate, "a") > 0
+
+
+async def test_a_request_refused_by_one_limit_costs_nothing_against_the_others(limiter):
+    per_user = Rate("posts_per_user", 2, 60)
+    per_ip = Rate("posts_per_ip", 1, 60)
+    assert await limiter.spend([(per_user, "u1"), (per_ip, "10.0.0.1")]) is None
+    refused = await limiter.spend([(per_user, "u1"), (per_ip, "10.0.0.1")])
+    assert refused is not None and refused[0] == per_ip and 59 < refused[1] <= 60
+    assert await limiter.spend([(per_user, "u1"), (per_ip, "10.0.0.2")]) is None  # u1's 2nd: still there
+    assert (await limiter.spend([(per_user, "u1"), (per_ip, "10.0.0.3")]))[0] == per_user
 
 
 async def test_connection_cap_counts_open_connections_of_a_user(limiter):
@@ -78,9 +94,9 @@ def test_memory_limiter_forgets_full_buckets_when_it_grows(monkeypatch):
     limiter = MemoryLimiter(clock=lambda: clock[0])
     rate = Rate("x", 1, 1)
     for i in range(10):
-        asyncio.run(limiter.hit(rate, str(i)))
+        asyncio.run(hit(limiter, rate, str(i)))
     clock[0] = 5.0
-    asyncio.run(limiter.hit(rate, "late"))
+    asyncio.run(hit(limiter, rate, "late"))
     assert len(limiter._tats) == 1
 
 
@@ -111,8 +127,8 @@ async def test_redis_unreachable_lets_requests_through():
 
     limiter = ratelimit_redis.RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", prefix())
     try:
-        assert await limiter.hit(Rate("posts_per_user", 1, 60), "u") == 0
-        assert await limiter.hit(Rate("posts_per_user", 1, 60), "u") == 0
+        assert await hit(limiter, Rate("posts_per_user", 1, 60), "u") == 0
+        assert await hit(limiter, Rate("posts_per_user", 1, 60), "u") == 0
         assert await limiter.open_connection(1, "c", 1)
     finally:
         await limiter.close()
