@@ -58,6 +58,9 @@ MAX_JSON_BODY_BYTES = 1024 * 1024
 # Real time (F-RT-*): inbound frame cap, send queue, history kept per channel.
 MAX_WS_FRAME_BYTES = 64 * 1024
 WS_SEND_QUEUE_FRAMES = 1_024
+# A client whose queued frames have waited this long for its socket is closed as slow (3008),
+# however few they are: a client that stopped reading is let go within seconds, not when its queue fills.
+WS_SEND_STALL_SECONDS = 5.0
 HISTORY_MIN_AGE = timedelta(days=7)
 HISTORY_MIN_PUBLICATIONS = 10_000
 

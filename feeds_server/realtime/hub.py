@@ -99,6 +99,7 @@ class Connection:
     floor: dict[str, int] = field(default_factory=dict)
     last_pong: float = field(default_factory=time.monotonic)
     ping_slot: int = -1
+    queued_at: float = 0.0  # when the oldest frame in `outbox` was queued
 
     def push(self, frame: bytes) -> None:
         if self.close_request is not None:
@@ -106,7 +107,9 @@ class Connection:
         sink = self.sink
         if sink is not None and not self.outbox and sink.write_now(frame):
             return
-        if len(self.outbox) >= limits.WS_SEND_QUEUE_FRAMES:
+        if not self.outbox:
+            self.queued_at = time.monotonic()
+        elif len(self.outbox) >= limits.WS_SEND_QUEUE_FRAMES or time.monotonic() - self.queued_at > limits.WS_SEND_STALL_SECONDS:
             self.request_close(proto.DISCONNECT_SLOW)
             return
         self.outbox.append(frame)
