@@ -123,13 +123,16 @@ class Web:
         self.contexts.append(ctx)
         return ctx
 
-    async def page(self, actor: factory.Actor | None = None, path: str = "/", live: bool = True) -> Any:
-        """A page of a new browser context, signed in as `actor` (token in local storage)."""
+    async def page(self, actor: factory.Actor | None = None, path: str = "/", live: bool = True, frames: list[str] | None = None) -> Any:
+        """A page of a new browser context, signed in as `actor` (token in local storage); every
+        WebSocket frame it receives is appended to `frames` when given."""
         ctx = await self.context()
         if actor is not None:
             await ctx.add_init_script(f"window.localStorage.setItem('feeds.token', {actor.token!r});")
         page = await ctx.new_page()
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        if frames is not None:
+            page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
         await page.goto(self.url + path)
         if actor is not None and live:
             await wait_live(page)

@@ -3,7 +3,9 @@ limits checked before sending, and recovery after a network loss (F-POST-*, F-NO
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,6 +17,10 @@ except ImportError:  # the `chromium` fixture reports it: a skip here, a failure
 from feeds_server import limits
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+# A feed event on the socket: what a user of another org must never receive.
+FEED_EVENT = re.compile(r'"type":\s*"(post|comment|notification)\.')
 
 
 def item(page, text: str):  # type: ignore[no-untyped-def]
@@ -40,8 +46,10 @@ async def test_mention_reaches_colleague_live_with_notification_comment_and_dele
     other_slug = await web.org(carol)
 
     a = await web.page(alice, f"/#/org/{slug}/feed")
-    b = await web.page(bob, f"/#/org/{slug}/feed")
-    c = await web.page(carol, f"/#/org/{other_slug}/feed")
+    b_frames: list[str] = []
+    c_frames: list[str] = []
+    b = await web.page(bob, f"/#/org/{slug}/feed", frames=b_frames)
+    c = await web.page(carol, f"/#/org/{other_slug}/feed", frames=c_frames)
     await expect(b.locator("#bell-count")).to_be_hidden()
 
     await write_with_mention(a, "Hi ", bob.name[:3], bob.name)
@@ -70,19 +78,20 @@ async def test_mention_reaches_colleague_live_with_notification_comment_and_dele
     await expect(on_a).to_have_count(0)
     await expect(on_b).to_have_count(0, timeout=2000)
 
-    # Nothing of it reached the other org, live or by address.
+    # Nothing of it reached the other org: not on its page, not on its socket, not by address.
+    assert any(FEED_EVENT.search(f) for f in b_frames) and any("On it, quote by noon." in f for f in b_frames)
+    assert [f for f in c_frames if FEED_EVENT.search(f) or "quote" in f] == []
     await expect(c.locator("article.item")).to_have_count(0)
     await expect(c.locator("#bell-count")).to_be_hidden()
     await c.goto(f"{web.url}/#/org/{slug}/feed")
     await expect(c.get_by_role("heading", name="Not found")).to_be_visible()
 
 
-async def test_private_message_and_group_mention_reach_only_their_people(web):
-    """F-POST-5: a private message reaches its recipient only and can be answered; roles and
-    groups are offered as mentions too (F-POST-3)."""
+async def test_private_message_reaches_only_its_recipient_and_a_deleted_reply_goes_everywhere(web):
+    """F-POST-5 and F-POST-8: a private message reaches its recipient only and can be answered; the
+    answer's author deletes it and the other page drops it live."""
     alice, bob, carol = await web.user("Alice"), await web.user("Bob"), await web.user("Carol")
     slug = await web.org(alice, bob, carol)
-    await alice.post(f"/api/v1/orgs/{slug}/groups", json={"name": "Pricing desk", "sources": [{"type": "user", "id": carol.id}]})
     a = await web.page(alice, f"/#/org/{slug}/feed")
     b = await web.page(bob, f"/#/org/{slug}/feed")
     c = await web.page(carol, f"/#/org/{slug}/feed")
@@ -98,33 +107,83 @@ async def test_private_message_and_group_mention_reach_only_their_people(web):
     await on_b.get_by_role("button", name="Reply").click()
     await on_b.get_by_label("Comment", exact=True).fill("Understood.")
     await on_b.get_by_role("button", name="Send").click()
-    await expect(item(a, "Between us").locator(".comment", has_text="Understood.")).to_be_visible()
+    reply_on_a = item(a, "Between us").locator(".comment", has_text="Understood.")
+    await expect(reply_on_a).to_be_visible()
 
-    await a.get_by_label("Audience").select_option(label=f"Everyone in {slug.title()} Inc")
-    await write_with_mention(a, "Heads-up ", "Pricing", "Pricing desk")
-    await a.get_by_role("button", name="Post", exact=True).click()
-    on_c = item(c, "Heads-up")
-    await expect(on_c.locator(".mention.group")).to_have_text("@Pricing desk")
-    await expect(c.locator("#bell-count")).to_have_text("1")
+    reply_on_b = on_b.locator(".comment", has_text="Understood.")
+    await reply_on_b.get_by_role("button", name="Delete this comment").click()
+    await reply_on_b.get_by_role("button", name="Delete comment").click()
+    await expect(reply_on_b).to_have_count(0)
+    await expect(reply_on_a).to_have_count(0, timeout=2000)
+    # Carol's page is live too, and nothing of the private message reached it.
+    await (await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": "Team lunch at noon"})).aread()
+    await expect(item(c, "Team lunch at noon")).to_be_visible()
     await expect(item(c, "Between us")).to_have_count(0)
 
 
-async def test_post_with_markup_shows_as_text(web):
-    """All user text is text: a `<script>` post neither runs nor becomes elements."""
-    alice, bob = await web.user("Alice"), await web.user("Bob")
+async def test_roles_and_groups_are_offered_as_mentions_and_reach_their_people(web):
+    """F-POST-3: the autocomplete offers people, roles and groups; each mention reaches and
+    notifies everyone behind it, and is sent as a structured token."""
+    alice, bob, carol = await web.user("Alice"), await web.user("Bob"), await web.user("Carol")
+    slug = await web.org(alice, bob, carol)
+    role_id = (await alice.post(f"/api/v1/orgs/{slug}/roles", json={"name": "Account managers"})).json()["role"]["id"]
+    assert (await alice.patch(f"/api/v1/orgs/{slug}/members/{bob.id}", json={"role_id": role_id})).status_code == 200
+    r = await alice.post(f"/api/v1/orgs/{slug}/groups", json={"name": "Pricing desk", "sources": [{"type": "user", "id": carol.id}]})
+    group_id = r.json()["group"]["id"]
+    a = await web.page(alice, f"/#/org/{slug}/feed")
+    b = await web.page(bob, f"/#/org/{slug}/feed")
+    c = await web.page(carol, f"/#/org/{slug}/feed")
+
+    box = a.get_by_label("Write a post")
+    await box.press_sequentially("Heads-up @Acc")
+    await expect(a.get_by_role("option", name="Account managers")).to_contain_text("role")
+    await box.press("Enter")
+    await box.press_sequentially("and @Pric")
+    await expect(a.get_by_role("option", name="Pricing desk")).to_contain_text("group")
+    await box.press("Tab")
+    await box.press_sequentially("the new price list is out.")
+    await expect(box).to_have_value("Heads-up @Account managers and @Pricing desk the new price list is out.")
+    await a.get_by_role("button", name="Post", exact=True).click()
+
+    on_b, on_c = item(b, "new price list"), item(c, "new price list")
+    await expect(on_b.locator(".mention.role")).to_have_text("@Account managers")
+    await expect(on_c.locator(".mention.group")).to_have_text("@Pricing desk")
+    await expect(b.locator("#bell-count")).to_have_text("1")
+    await expect(c.locator("#bell-count")).to_have_text("1")
+    await expect(a.locator("#bell-count")).to_be_hidden()
+    feed = (await alice.get(f"/api/v1/orgs/{slug}/feed")).json()["items"]
+    assert feed[0]["body"] == f"Heads-up @[role:{role_id}] and @[group:{group_id}] the new price list is out."
+
+
+async def test_markup_in_posts_comments_and_names_shows_as_text(web):
+    """All user text is text: a `<script>` post, a comment and a user name with markup neither run
+    nor become elements, live, in the mention list and after a reload."""
+    alice, bob = await web.user("Alice"), await web.user('<img src=x onerror="window.pwned = 3">Bob')
     slug = await web.org(alice, bob)
     b = await web.page(bob, f"/#/org/{slug}/feed")
     a = await web.page(alice, f"/#/org/{slug}/feed")
     nasty = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"> <b>bold?</b>'
-    await a.get_by_label("Write a post").fill(nasty)
+    await a.get_by_label("Write a post").fill(nasty + " ")
+    await a.get_by_label("Write a post").press_sequentially("@<img")
+    await expect(a.get_by_role("option", name=bob.name)).to_be_visible()
+    await a.get_by_label("Write a post").press("Enter")
     await a.get_by_role("button", name="Post", exact=True).click()
 
     on_b = item(b, "<script>")
     await expect(on_b).to_be_visible()
-    await expect(on_b.locator(".text").first).to_have_text(nasty)
-    assert await on_b.locator(".text script, .text img, .text b").count() == 0
-    assert await b.evaluate("window.pwned") is None
-    assert await a.evaluate("window.pwned") is None
+    await expect(on_b.locator(".text").first).to_have_text(f"{nasty} @{bob.name} ")
+    await on_b.get_by_role("button", name="Comment").click()
+    await on_b.get_by_label("Comment", exact=True).fill("<i>noted</i><script>window.pwned = 4</script>")
+    await on_b.get_by_role("button", name="Send").click()
+    comment_on_a = item(a, "<script>").locator(".comment")
+    await expect(comment_on_a.locator(".text")).to_have_text("<i>noted</i><script>window.pwned = 4</script>")
+    await expect(comment_on_a.locator("strong").first).to_have_text(bob.name)
+
+    await b.reload()
+    await expect(item(b, "<script>")).to_be_visible()
+    for page in (a, b):
+        assert await page.locator("main .text script, main .text img, main .text b, main .text i, main img").count() == 0
+        assert await page.evaluate("window.pwned") is None
 
 
 async def test_character_counter_counts_code_points_against_the_limit(web):
@@ -185,6 +244,29 @@ async def test_attachments_are_checked_before_upload_and_server_refusals_are_sho
     await expect(item(a, "For the deal desk only")).to_have_count(0)
 
 
+async def test_a_file_the_server_refuses_is_named_with_the_servers_message(web):
+    """F-POST-7 checked on both sides: a client with outdated limits lets a 4 MiB + 1 byte file
+    through; the server refuses it, the composer shows why, keeps the text and stores nothing."""
+    alice = await web.user("Alice")
+    slug = await web.org(alice)
+    ctx = await web.context()
+    lax = (await (await alice.client.get("/app/limits.js")).aread()).decode().replace(
+        f"MAX_FILE_BYTES = {limits.MAX_FILE_BYTES}", f"MAX_FILE_BYTES = {limits.MAX_FILE_BYTES * 2}")
+    await ctx.route("**/app/limits.js", lambda route: route.fulfill(status=200, body=lax, content_type="text/javascript"))
+    await ctx.add_init_script(f"window.localStorage.setItem('feeds.token', {alice.token!r});")
+    a = await ctx.new_page()
+    a.on("pageerror", lambda exc: web.errors.append(str(exc)))
+    await a.goto(f"{web.url}/#/org/{slug}/feed")
+    await a.get_by_label("Write a post").fill("The signed contract")
+    await a.locator(".composer input[type=file]").set_input_files(
+        [{"name": "contract.pdf", "mimeType": "application/pdf", "buffer": b"0" * (limits.MAX_FILE_BYTES + 1)}])
+    await a.get_by_role("button", name="Post", exact=True).click()
+    await expect(a.locator(".composer .error", has_text=f"a file may be at most {limits.MAX_FILE_BYTES} bytes")).to_be_visible()
+    await expect(a.get_by_label("Write a post")).to_have_value("The signed contract")
+    await expect(item(a, "The signed contract")).to_have_count(0)
+    assert (await alice.get(f"/api/v1/orgs/{slug}/feed")).json()["items"] == []
+
+
 async def test_reconnects_after_network_loss_and_marks_what_was_missed(web):
     """F-RT-2 in the browser: offline, then online; the posts made meanwhile arrive once, marked."""
     alice, bob = await web.user("Alice"), await web.user("Bob")
@@ -208,6 +290,40 @@ async def test_reconnects_after_network_loss_and_marks_what_was_missed(web):
     await expect(b.locator(".toast", has_text="2 updates")).to_be_visible()
     texts = await b.locator("article.item .text").all_inner_texts()
     assert texts == ["while away 2", "while away 1", "before the outage"]
+
+
+async def test_a_gap_too_old_to_replay_reloads_the_feed_and_says_so(web):
+    """F-RT-2, the other answer: the history of the missed stretch was pruned meanwhile, so the
+    server answers `recovered: false`; the page reloads the feed from the API and says so."""
+    alice, bob = await web.user("Alice"), await web.user("Bob")
+    slug = await web.org(alice, bob)
+    b = await web.page(bob, f"/#/org/{slug}/feed")
+    await b.context.set_offline(True)
+    await expect(b.locator("#live-status")).not_to_have_attribute("data-state", "live")
+    for n in (1, 2):
+        assert (await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"while away {n}"})).status_code == 201
+    await prune_history(web.server, alice.orgs[slug]["id"])
+
+    await b.context.set_offline(False)
+    await expect(b.locator("#live-status")).to_have_attribute("data-state", "live", timeout=10_000)
+    await expect(b.locator(".toast", has_text="the page was reloaded")).to_be_visible()
+    await expect(b.locator("article.item .text")).to_have_text(["while away 2", "while away 1"])
+
+
+async def prune_history(server, org_id: int) -> None:  # type: ignore[no-untyped-def]
+    """What the hourly pruning does to history past its days and count, done now to all of it."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from feeds_server.realtime.history import prune
+    from feeds_server.store.db import session_factory
+    from feeds_server.store.scope import org_session
+
+    engine = create_async_engine(server.env["FEEDS_DATABASE_URL"])
+    try:
+        async with org_session(session_factory(engine), org_id) as session:
+            assert await prune(session, datetime.now(UTC) + timedelta(days=1), keep_days=0, keep_publications=0) > 0
+    finally:
+        await engine.dispose()
 
 
 async def test_older_posts_load_on_scroll_and_filters_narrow_the_wall(web):

@@ -3,7 +3,12 @@ org, group pages, records (followed, dormant, the Follow button), feed modules, 
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -78,19 +83,61 @@ async def test_sign_up_answer_invitations_switch_orgs_and_pick_a_default(web):
     await expect(page).to_have_url(f"{web.url}/#/org/{slugs[1]}/feed")
 
 
-async def test_group_page_shows_members_and_the_group_feed(web):
-    """F-FEED-3 and F-POST-4: members see the page and its posts; others get nothing."""
+async def test_the_invitation_emails_link_opens_a_page_to_accept_or_decline(web):
+    """F-ORG-5: the link in the invitation email (the only way into IP-restricted orgs) leads to a
+    page that accepts or declines it."""
+    admin, guest = await web.user("Admin"), await web.user("Guest")
+    slugs = [(await factory.create_org(admin, factory.unique("web")))["slug"] for _ in range(2)]
+    for slug in slugs:
+        await invite(admin, slug, guest.email)
+    mail_dir = send_due_mail(web.server)
+    bodies = [m.get_body(preferencelist=("plain",)).get_content() for m in factory.mails(mail_dir) if m["To"] == guest.email]
+    assert len(bodies) == 2
+    # The link of the email about each org, in the order of `slugs`.
+    urls = [re.search(r"http\S+/#/invitation/\S+", next(b for b in bodies if f"{slug.title()} Inc" in b)).group(0) for slug in slugs]  # type: ignore[union-attr]
+
+    page = await web.page(guest, live=False)
+    await page.goto(urls[1])
+    await expect(page.get_by_role("heading", name="You have been invited")).to_be_visible()
+    await page.get_by_role("button", name="Decline").click()
+    await expect(page.get_by_role("heading", name="Your orgs")).to_be_visible()
+    await page.goto(urls[0])
+    await page.get_by_role("button", name="Accept").click()
+    await expect(page).to_have_url(f"{web.url}/#/org/{slugs[0]}/feed")
+    await wait_live(page)
+    assert [m["org"]["slug"] for m in (await guest.get("/api/v1/me")).json()["orgs"]] == [slugs[0]]
+
+
+def send_due_mail(server) -> Path:  # type: ignore[no-untyped-def]
+    """Run the notifier once over the server's outbox; the emails land in its mail folder."""
+    env = {**os.environ, **server.env}
+    subprocess.run([sys.executable, "-m", "feeds_server.cli", "notifier", "--burst"], env=env, check=True, capture_output=True)
+    return Path(server.env["FEEDS_DATA_DIR"]) / "mail"
+
+
+async def test_a_group_made_in_the_form_has_a_page_with_members_and_its_feed(web):
+    """F-FEED-3 and F-POST-4: a group made from the form; its members see its page and its posts,
+    others get nothing."""
     alice, bob, outsider = await web.user("Alice"), await web.user("Bob"), await web.user("Olga")
     slug = await web.org(alice, bob, outsider)
-    r = await alice.post(f"/api/v1/orgs/{slug}/groups", json={
-        "name": "Key accounts", "description": "Our ten biggest customers.",
-        "sources": [{"type": "user", "id": alice.id}, {"type": "user", "id": bob.id}]})
-    group_id = r.json()["group"]["id"]
 
-    a = await web.page(alice, f"/#/org/{slug}/feed")
+    a = await web.page(alice, f"/#/org/{slug}/groups")
+    await a.get_by_label("Name").fill("Key accounts")
+    await a.get_by_label("Description").fill("Our ten biggest customers.")
+    people = a.get_by_label("People", exact=True)
+    for person in (alice, bob):
+        await people.press_sequentially(person.name)
+        await a.get_by_role("option", name=person.name).click()
+    await expect(a.get_by_role("list", name="People: chosen").get_by_role("listitem")).to_have_count(2)
+    await a.get_by_role("button", name="Create group").click()
+    await expect(a.get_by_role("heading", name="Key accounts")).to_be_visible()
+    group_id = int(a.url.rsplit("/", 1)[1])
+    await a.get_by_role("link", name="Feed", exact=True).click()
+
     b = await web.page(bob, f"/#/org/{slug}/groups")
     await b.get_by_role("link", name="Key accounts").click()
     await expect(b.get_by_role("heading", name="Key accounts")).to_be_visible()
+    await expect(b.get_by_text("Our ten biggest customers.")).to_be_visible()
     members = b.get_by_role("list", name="Members")
     await expect(members.get_by_text(alice.name, exact=True)).to_be_visible()
     await expect(members.get_by_text(bob.name, exact=True)).to_be_visible()
@@ -192,9 +239,10 @@ async def test_admin_unticks_a_module_and_feeds_drop_it_live(web):
 
 
 async def test_rule_editor_previews_and_saves_a_rule(web):
-    """F-FOLLOW-4 … F-FOLLOW-7: criteria built in the editor, previewed, saved, listed."""
-    alice = await web.user("Alice")
-    slug = await web.org(alice)
+    """F-FOLLOW-4 … F-FOLLOW-7: criteria built in the editor, followers beyond the creator (an
+    admin's), previewed, saved, listed — and shared with the colleague it makes follow."""
+    alice, bob = await web.user("Alice"), await web.user("Bob")
+    slug = await web.org(alice, bob)
     await report_records(alice, slug)
     a = await web.page(alice, f"/#/org/{slug}/rules")
     await a.get_by_role("button", name="New rule").click()
@@ -202,10 +250,13 @@ async def test_rule_editor_previews_and_saves_a_rule(web):
     await a.get_by_label("Field").fill("Amount")
     await a.get_by_label("Operator").select_option(label="greater than")
     await a.get_by_label("Value").fill("50000")
+    await a.get_by_label("People", exact=True).press_sequentially(bob.name)
+    await a.get_by_role("option", name=bob.name).click()
     await a.get_by_role("button", name="Preview").click()
     preview = a.locator(".preview")
     await expect(preview).to_contain_text("Amount > 50000")
     await expect(preview.get_by_role("link", name="Busy deal")).to_be_visible()
+    await expect(preview.locator("tr", has_text="Busy deal")).to_contain_text(f"{alice.name}, {bob.name}")
     await expect(preview.get_by_role("link", name="Quiet deal")).to_have_count(0)
 
     await a.get_by_role("button", name="+ Condition").click()
@@ -221,6 +272,11 @@ async def test_rule_editor_previews_and_saves_a_rule(web):
         {"field": "Amount", "type": "number", "op": "gt", "value": 50000},
         {"field": "Stage", "type": "picklist", "op": "in", "value": ["Negotiation", "Proposal"]},
     ]}
+    assert stored["followers"]["users"] == [bob.id]
+
+    b = await web.page(bob, f"/#/org/{slug}/rules")
+    await expect(b.locator(".rule", has_text="Big deals").locator(".criteria-text")).to_have_text("Amount > 50000 and Stage in (Negotiation, Proposal)")
+    await expect(b.locator(".rule", has_text="Big deals").get_by_role("button", name="Edit")).to_have_count(0)
 
 
 async def test_notifications_page_lists_and_marks_read(web):
@@ -240,31 +296,137 @@ async def test_notifications_page_lists_and_marks_read(web):
     await expect(b.locator("#bell-count")).to_be_hidden()
     await expect(b.locator("article.item", has_text="Lunch")).to_be_visible()
 
+    for text in ("Coffee", "Tea"):
+        await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"{text}, @[user:{bob.id}]?"})
+    await expect(b.locator("#bell-count")).to_have_text("2")
+    await b.get_by_role("link", name="Notifications: 2 unread").click()
+    await expect(b.locator(".notification.unread")).to_have_count(2)
+    await b.get_by_role("button", name="Mark all as read").click()
+    await expect(b.locator(".notification.unread")).to_have_count(0)
+    await expect(b.locator("#bell-count")).to_be_hidden()
 
-UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
-  .filter((el) => el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
-  .map((el) => el.outerHTML)"""
+    switch = b.get_by_label("Email me when someone mentions me or a group I am in")
+    await expect(switch).to_be_checked()
+    await switch.uncheck()
+    await expect(b.get_by_text("Mention emails are off.")).to_be_visible()
+    settings = (await bob.get(f"/api/v1/orgs/{slug}/notification-settings")).json()["settings"]
+    assert settings["mention_emails"] is False
 
 
-async def test_every_field_has_a_label_and_sign_in_works_from_the_keyboard(web):
-    """Keyboard and screen-reader basics on every page: labelled fields, a form driven by keys alone."""
-    alice = await web.user("Alice")
-    slug = await web.org(alice)
-    await report_records(alice, slug)
+# Every field has a label and every button or link a name; every control the page shows can be
+# reached with Tab (the checks a screen reader and a keyboard user depend on).
+A11Y_PROBLEMS = """() => {
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const name = (el) => (el.getAttribute('aria-label') || el.getAttribute('title') || el.textContent || '').trim()
+    || [...(el.labels || [])].map((l) => l.textContent.trim()).join('')
+    || (el.getAttribute('aria-labelledby') || '').split(' ').map((id) => document.getElementById(id)?.textContent.trim() || '').join('');
+  const problems = [];
+  for (const el of document.querySelectorAll('input, select, textarea')) {
+    if (el.type !== 'hidden' && !el.labels?.length && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby')) problems.push(`no label: ${el.outerHTML}`);
+  }
+  for (const el of document.querySelectorAll('a[href], button')) {
+    if (visible(el) && !name(el)) problems.push(`no name: ${el.outerHTML}`);
+  }
+  return problems;
+}"""
+FOCUSABLE = """() => [...document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')]
+  .filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0 && !el.closest('[hidden], [inert]'))"""
+
+
+async def check_page(page) -> None:  # type: ignore[no-untyped-def]
+    """No unnamed control, and Tab visits every control on the page."""
+    assert await page.evaluate(A11Y_PROBLEMS) == [], page.url
+    count = await page.evaluate(f"({FOCUSABLE})().length")
+    await page.evaluate("() => { window.__tabbed = new Set(); document.addEventListener('focusin', (e) => window.__tabbed.add(e.target)); }")
+    missed: list[str] = []
+    for presses in range(1, 2 * count + 10):  # around the page once, from wherever the focus starts
+        await page.keyboard.press("Tab")
+        if presses >= count:
+            missed = await page.evaluate(f"() => ({FOCUSABLE})().filter((el) => !window.__tabbed.has(el)).map((el) => el.outerHTML.slice(0, 120))")
+            if not missed:
+                return
+    assert missed == [], page.url
+
+
+async def tab_to(page, target) -> None:  # type: ignore[no-untyped-def]
+    """Press Tab until `target` (a locator) has the focus."""
+    for _ in range(80):
+        if await target.evaluate("(el) => el === document.activeElement"):
+            return
+        await page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {target}")
+
+
+async def test_every_control_is_named_and_reachable_by_tab_on_every_page(web):
+    """Keyboard and screen-reader basics on every page: labelled fields, named buttons and links,
+    each control reachable with Tab, and sign-in driven by keys alone."""
+    alice, bob = await web.user("Alice"), await web.user("Bob")
+    slug = await web.org(alice, bob)
+    ids = await report_records(alice, slug)
+    group_id = (await alice.post(f"/api/v1/orgs/{slug}/groups", json={"name": "Key accounts", "sources": [{"type": "user", "id": alice.id}]})).json()["group"]["id"]
+    r = await bob.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"Welcome @[user:{alice.id}]!"})
+    await bob.post(f"/api/v1/orgs/{slug}/posts/{r.json()['post']['id']}/comments", json={"body": "Thanks!"})
+    await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": "Kick-off at 10"})
+
     page = await web.page(None, "/#/signin")
-    await page.keyboard.type(alice.email)  # the email field has the focus
+    await check_page(page)
+    await page.get_by_label("Email").focus()
+    await page.keyboard.type(alice.email)
     await page.keyboard.press("Tab")
     await page.keyboard.type(factory.PASSWORD)
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(f"{web.url}/#/org/{slug}/feed")
     await wait_live(page)
-    for path in ["feed", "groups", "records", "records?tab=dormant", "rules", "notifications", "admin"]:
+    for path in ["feed", f"post/{r.json()['post']['id']}", "groups", f"group/{group_id}", "records", "records?tab=dormant",
+                 f"record/{ids['Busy deal']}", "rules", "notifications", "admin"]:
         await page.goto(f"{web.url}/#/org/{slug}/{path}")
         await page.locator("main h1").first.wait_for()
+        await page.locator("main .muted", has_text="Loading…").wait_for(state="detached")
         if path == "rules":
             await page.get_by_role("button", name="New rule").click()
             await page.get_by_role("button", name="+ Group").click()
-        assert await page.evaluate(UNLABELLED) == [], path
+        await check_page(page)
     await page.goto(f"{web.url}/#/orgs")
     await page.get_by_role("heading", name="Create an org").wait_for()
-    assert await page.evaluate(UNLABELLED) == []
+    await check_page(page)
+
+
+async def test_posting_commenting_and_deleting_from_the_keyboard_alone(web):
+    """The wall without a mouse: a post with a mention picked by arrows, a comment sent with
+    Ctrl+Enter, a deletion confirmed — Tab, arrows, Enter only."""
+    alice, bob = await web.user("Alice"), await web.user("Bob")
+    slug = await web.org(alice, bob)
+    a = await web.page(alice, f"/#/org/{slug}/feed")
+    await page_ready(a)
+    await a.keyboard.press("Tab")
+    await expect(a.get_by_role("link", name="Skip to content")).to_be_focused()
+    box = a.get_by_label("Write a post")
+    await tab_to(a, box)
+    await a.keyboard.type("Thanks @" + bob.name[:3])
+    await expect(a.get_by_role("option", name=bob.name)).to_be_visible()
+    await a.keyboard.press("ArrowDown")
+    await a.keyboard.press("ArrowUp")
+    await a.keyboard.press("Enter")
+    await a.keyboard.type("for the intro.")
+    await tab_to(a, a.get_by_role("button", name="Post", exact=True))
+    await a.keyboard.press("Enter")
+    posted = a.locator("article.item", has_text="for the intro.")
+    await expect(posted.locator(".mention")).to_have_text(f"@{bob.name}")
+
+    await tab_to(a, posted.get_by_role("button", name="Comment"))
+    await a.keyboard.press("Enter")
+    await expect(posted.get_by_label("Comment", exact=True)).to_be_focused()
+    await a.keyboard.type("Meeting on Friday.")
+    await a.keyboard.press("Control+Enter")
+    await expect(posted.locator(".comment", has_text="Meeting on Friday.")).to_be_visible()
+
+    await tab_to(a, posted.get_by_role("button", name="Delete this post"))
+    await a.keyboard.press("Enter")
+    await expect(posted.get_by_role("button", name="Delete post")).to_be_focused()
+    await a.keyboard.press("Enter")
+    await expect(posted).to_have_count(0)
+
+
+async def page_ready(page) -> None:  # type: ignore[no-untyped-def]
+    await page.locator("main h1").first.wait_for()
+    await page.evaluate("document.activeElement?.blur()")

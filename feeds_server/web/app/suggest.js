@@ -104,3 +104,28 @@ export function attachSuggest(input, { query, fetch, pick }) {
   });
   return { list, close };
 }
+
+/**
+ * A field that picks people by name into a list of chips (a new group's people, a rule's named
+ * followers). `search(text)` → Promise of [{id, name, email}]; `initial` is a Map id → name.
+ * Returns {el, ids()}.
+ */
+export function peoplePicker(label, search, initial = new Map()) {
+  const input = h('input', { type: 'text', placeholder: 'Type a name', autocomplete: 'off', id: uid('people') });
+  const people = new Map(initial);
+  const chips = h('ul', { class: 'chips', 'aria-label': `${label}: chosen` });
+  const renderChips = () => chips.replaceChildren(...[...people].map(([id, name]) => h('li', { class: 'chip' }, name,
+    h('button', { type: 'button', class: 'link small', 'aria-label': `Remove ${name}`, onclick: () => { people.delete(id); renderChips(); input.focus(); } }, '×'))));
+  const suggest = attachSuggest(input, {
+    query: () => input.value.trim() || null,
+    fetch: async (text) => (await search(text)).map((u) => ({ label: u.name, kind: 'user', detail: u.email, value: u.id })),
+    pick: (option) => {
+      people.set(option.value, option.label);
+      input.value = '';
+      renderChips();
+    },
+  });
+  renderChips();
+  const el = h('div', { class: 'field people-picker' }, h('label', { for: input.id }, label), input, suggest.list, chips);
+  return { el, ids: () => [...people.keys()] };
+}

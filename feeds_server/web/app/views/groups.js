@@ -7,7 +7,7 @@ import { errorBox, field, h, toast, uid } from '../dom.js';
 import { feedList } from '../feedlist.js';
 import * as live from '../live.js';
 import { session } from '../session.js';
-import { attachSuggest } from '../suggest.js';
+import { peoplePicker } from '../suggest.js';
 
 const orgHref = (path) => `#/org/${encodeURIComponent(session.org.slug)}${path}`;
 
@@ -36,22 +36,9 @@ function createGroupForm(go) {
   const description = h('textarea', { rows: 2, maxlength: 2000 });
   const roleSelect = h('select', { multiple: true, size: 5 });
   const subordinates = h('input', { type: 'checkbox', id: uid('sub') });
-  const personInput = h('input', { type: 'text', placeholder: 'Type a name', autocomplete: 'off' });
-  const people = new Map();
-  const chips = h('ul', { class: 'chips', 'aria-label': 'People in the group' });
+  const people = peoplePicker('People', (text) => session.searchMembers(text, 8));
   const error = errorBox();
 
-  const renderChips = () => chips.replaceChildren(...[...people].map(([id, label]) => h('li', { class: 'chip' }, label,
-    h('button', { type: 'button', class: 'link small', 'aria-label': `Remove ${label}`, onclick: () => { people.delete(id); renderChips(); } }, '×'))));
-  const suggest = attachSuggest(personInput, {
-    query: () => personInput.value.trim() || null,
-    fetch: async (text) => (await session.searchMembers(text, 8)).map((u) => ({ label: u.name, kind: 'user', detail: u.email, value: u.id })),
-    pick: (option) => {
-      people.set(option.value, option.label);
-      personInput.value = '';
-      renderChips();
-    },
-  });
   session.roles().then((roles) => roleSelect.replaceChildren(...roles.map((r) => h('option', { value: r.id }, r.name)))).catch(() => {});
 
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Create group');
@@ -59,7 +46,7 @@ function createGroupForm(go) {
     field('Name', name), field('Description', description),
     field('Roles', roleSelect, 'Everyone holding these roles is a member.'),
     h('div', { class: 'field check' }, subordinates, h('label', { for: subordinates.id }, 'Include the roles below them')),
-    field('People', personInput), suggest.list, chips,
+    people.el,
     error, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -67,7 +54,7 @@ function createGroupForm(go) {
     const roleKind = subordinates.checked ? 'role_and_subordinates' : 'role';
     const sources = [
       ...[...roleSelect.selectedOptions].map((o) => ({ type: roleKind, id: Number(o.value) })),
-      ...[...people.keys()].map((id) => ({ type: 'user', id })),
+      ...people.ids().map((id) => ({ type: 'user', id })),
     ];
     submit.disabled = true;
     try {

@@ -5,6 +5,7 @@ import { api } from '../api.js';
 import { confirmButton, errorBox, field, formatNumber, h, toast, uid } from '../dom.js';
 import { MAX_RULES_PER_MODULE_PER_CREATOR } from '../limits.js';
 import { session } from '../session.js';
+import { peoplePicker } from '../suggest.js';
 
 const TYPES = ['number', 'text', 'date', 'boolean', 'picklist'];
 const OPS = {
@@ -195,14 +196,16 @@ async function followersEditor(followers) {
     session.roles().catch(() => []),
     api.get(session.orgPath('/territories')).then((r) => r.territories).catch(() => []),
   ]);
+  const named = new Map(await Promise.all(f.users.map(async (id) => [id, await session.userName(id)])));
+  const users = peoplePicker('People', (text) => session.searchMembers(text, 8), named);
   const g = multiSelect('Groups', groups, f.groups);
   const r = multiSelect('Roles', roles, f.roles);
   const t = multiSelect('Territories (and those below them)', territories, f.territories);
   return {
-    el: h('fieldset', {}, h('legend', {}, 'Followers'), creator.el, recordCreator.el, superior.el, h('div', { class: 'row wrap' }, g.el, r.el, t.el)),
+    el: h('fieldset', {}, h('legend', {}, 'Followers'), creator.el, recordCreator.el, superior.el, users.el, h('div', { class: 'row wrap' }, g.el, r.el, t.el)),
     get: () => ({
       creator: creator.box.checked, record_creator: recordCreator.box.checked, owner_superior_role: superior.box.checked,
-      users: f.users, groups: g.get(), roles: r.get(), territories: t.get(),
+      users: users.ids(), groups: g.get(), roles: r.get(), territories: t.get(),
     }),
   };
 }
