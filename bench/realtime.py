@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect  # noqa: E402
 
 from bench import harness as h  # noqa: E402
-from bench.loadgen import HttpConn, build_request  # noqa: E402
+from bench.loadgen import HttpConn, build_request, open_conn  # noqa: E402
 from bench.wsclients import BUCKET_NS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -189,33 +189,32 @@ class PostPublisher:
         self.statuses: dict[int, int] = {}
 
     async def open(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(self.n_conns):
-            _, c = await loop.create_connection(HttpConn, "127.0.0.1", self.port)
-            self.conns.append(c)  # type: ignore[arg-type]
+        self.conns = [await open_conn(self.port) for _ in range(self.n_conns)]
 
     def _request(self) -> bytes:
         body = json.dumps({"body": f"ts{time.monotonic_ns()} realtime bench event"})
         return build_request("POST", f"/api/v1/orgs/{SLUG}/posts", self.port, self.member.headers, body)
 
-    async def _send(self, conn: HttpConn) -> None:
-        status = await conn.request(self._request())
+    async def _send(self, lane: int) -> None:
+        if self.conns[lane].closed:  # the server closes keep-alive connections idle for 5 s
+            self.conns[lane] = await open_conn(self.port)
+        status = await self.conns[lane].request(self._request())
         self.statuses[status] = self.statuses.get(status, 0) + 1
 
     async def publish(self) -> int:
         t = time.monotonic_ns()
-        await self._send(self.conns[0])
+        await self._send(0)
         return t
 
     async def burst(self, n: int) -> int:
         t = time.monotonic_ns()
 
-        async def lane(conn: HttpConn, k: int) -> None:
+        async def lane(i: int, k: int) -> None:
             for _ in range(k):
-                await self._send(conn)
+                await self._send(i)
 
         shares = [n // len(self.conns) + (1 if i < n % len(self.conns) else 0) for i in range(len(self.conns))]
-        await asyncio.gather(*(lane(c, k) for c, k in zip(self.conns, shares)))
+        await asyncio.gather(*(lane(i, k) for i, k in enumerate(shares)))
         return t
 
     async def close(self) -> None:

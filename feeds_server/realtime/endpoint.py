@@ -20,7 +20,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from feeds_server import __version__, metrics
@@ -195,25 +195,29 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     return conn
 
 
+# Built once: building a statement costs more than running it.
+_MEMBER = (
+    select(AuthToken.revoked_at, AuthToken.expires_at, Membership.role_id, Membership.profile_id,
+           Membership.is_super_admin, Profile.permissions)
+    .join(Membership, Membership.user_id == AuthToken.user_id)
+    .join(Profile, Profile.id == Membership.profile_id)
+    .where(AuthToken.id == bindparam("auth_id"), AuthToken.user_id == bindparam("user_id"),
+           Membership.org_id == bindparam("org_id"), Profile.org_id == bindparam("org_id"))
+)
+
+
 async def _member(services: Services, hub: Hub, claims: conn_tokens.ConnectionClaims, address: str | None) -> tuple[int | None, int] | None:
     """(role, profile) of a live sign-in of a member with the Feeds tab, from an allowed address
     (F-SEC-4), else None. One query; the allow-list comes from the hub's copy of the org."""
     allowlist = await hub.ip_allowlist(claims.org_id)
     if allowlist is None or not network.allowed(address, allowlist):
         return None
-    query = (
-        select(AuthToken.revoked_at, AuthToken.expires_at, Membership.role_id, Membership.profile_id,
-               Membership.is_super_admin, Profile.permissions)
-        .join(Membership, Membership.user_id == AuthToken.user_id)
-        .join(Profile, Profile.id == Membership.profile_id)
-        .where(AuthToken.id == claims.auth_token_id, AuthToken.user_id == claims.user_id,
-               Membership.org_id == claims.org_id, Profile.org_id == claims.org_id)
-    )
     # One read outside a transaction (the org named in the query): no BEGIN and COMMIT round trips
     # for each client of a reconnecting crowd.
+    params = {"auth_id": claims.auth_token_id, "user_id": claims.user_id, "org_id": claims.org_id}
     async with services.engine.connect() as db:
         await db.execution_options(isolation_level="AUTOCOMMIT")
-        row = (await db.execute(query)).first()
+        row = (await db.execute(_MEMBER, params)).first()
     if row is None or row.revoked_at is not None or row.expires_at <= services.clock():
         return None
     if perms.FEEDS_TAB not in perms.effective_permissions(row.permissions, row.is_super_admin):
