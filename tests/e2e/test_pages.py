@@ -62,9 +62,16 @@ async def test_sign_up_answer_invitations_switch_orgs_and_pick_a_default(web):
     await expect(page).to_have_url(f"{web.url}/#/org/{slugs[0]}/feed")
     await expect(switcher.locator("option:checked")).to_have_text(f"{slugs[0].title()} Inc (default)")
     await wait_live(page)
+    # The connection of the org left behind is closed: only the open org's posts arrive.
+    newcomer = await factory.sign_in(admin.client, email)
+    for slug in (slugs[1], slugs[0]):
+        r = await admin.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"News of {slug} for @[user:{newcomer.id}]"})
+        assert r.status_code == 201, r.text
+    await expect(page.locator("article.item", has_text=f"News of {slugs[0]}")).to_be_visible()
+    await expect(page.locator("article.item", has_text=f"News of {slugs[1]}")).to_have_count(0)
+    await expect(page.locator("#bell-count")).to_have_text("1")
 
     # Removed from the default org: the next visit asks which org to make the default.
-    newcomer = await factory.sign_in(admin.client, email)
     assert (await admin.delete(f"/api/v1/orgs/{slugs[0]}/members/{newcomer.id}")).status_code == 204
     await page.goto(f"{web.url}/")
     await page.reload()
