@@ -65,7 +65,7 @@ class LagWatch:
 
 async def _redis_fault(cluster: Cluster, args: argparse.Namespace, freeze: bool) -> Result:
     hold = args.freeze if freeze else 2.0
-    seconds = max(args.seconds, hold + 10)
+    seconds = max(args.seconds, hold + 7)
     what = f"Redis frozen (SIGSTOP) for {hold:g} s" if freeze else f"Redis killed and restarted {hold:g} s later"
     result = Result("redis-freeze" if freeze else "redis-restart",
                     f"{what}, {args.clients} clients (half on each node), {args.rate:g} posts/s through node 1 for {seconds:g} s")
@@ -217,7 +217,7 @@ async def slow_reader(cluster: Cluster, args: argparse.Namespace) -> Result:
     fill quickly), while every client receives the ordinary org stream."""
     import httpx
 
-    phase = max(10.0, args.seconds)
+    phase = max(8.0, args.seconds)
     heavy_rate, heavy_kb = 40, 30
     result = Result("slow-reader", f"one client of {args.clients + 1}, whose own channel gets {heavy_rate} private messages/s of "
                                    f"{heavy_kb} kB, stops reading (4 KiB receive buffer); the others receive {args.rate:g} posts/s; "
@@ -404,7 +404,7 @@ async def slow_query(cluster: Cluster, args: argparse.Namespace) -> Result:
     recover = await _cycle(cluster.ws_urls[0], cluster.tokens[0], False, None)
     base = await _snapshot(cluster)
     admin = await asyncpg.connect(PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{cluster.db}")
-    done = errors = 0
+    done = errors = waiting = 0
     batch = 25
     token = cluster.members[0].headers
 
@@ -439,7 +439,9 @@ async def slow_query(cluster: Cluster, args: argparse.Namespace) -> Result:
         outs = await asyncio.gather(*((http_one if (done + k) % 2 == 0 else ws_one)(done + k) for k in range(batch)), return_exceptions=True)
         errors += sum(isinstance(o, Exception) for o in outs)
         done += batch
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
+        waiting += await _pg(cluster.db, "select count(*) from pg_stat_activity where datname = '$DB' and wait_event_type = 'Lock'")
+        await asyncio.sleep(0.1)
         await tx.rollback()
     await admin.close()
     elapsed = time.monotonic() - start
@@ -457,6 +459,7 @@ async def slow_query(cluster: Cluster, args: argparse.Namespace) -> Result:
         r = await c.get(f"{cluster.nodes[0].url}/api/v1/orgs/{cluster.slug}/feed", headers=token)
     result.figures.update({
         "closed during a slow query": f"{done} in {elapsed:.0f} s, client-side errors {errors}",
+        "queries seen waiting on the lock (sum over batches)": waiting,
         "baseline -> after (both nodes)": ", ".join(f"{k} {base[k]} -> {after[k]}" for k in ("pool", "connections", "idle_in_tx", "pg_backends", "tasks")),
         "a feed read afterwards": r.status_code,
     })
@@ -490,7 +493,7 @@ async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
     waited = await wait_all(clients, poster.posted, 40)
     t_all = time.monotonic()
     count(result, clients, poster.posted)
-    back = [c.recovered_at[0] - t_up for c in clients if c.recovered_at]
+    back = [c.recovered_at[0] - t_fault for c in clients if c.recovered_at]
     hist: dict[str, int] = {}
     for b in back:
         key = f"{int(max(b, 0))}-{int(max(b, 0)) + 1} s"
@@ -498,14 +501,15 @@ async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
     caught = t_all - t_fault
     result.figures.update({
         "nodes down for": f"{down:.1f} s, both healthy again {t_up - t_fault:.1f} s after the signal",
-        "reconnects after the nodes were up: p10 / p50 / p90 / max": " / ".join(ms(pct(back, p)) for p in (10, 50, 90, 100)),
-        "reconnects per second after the nodes were up": dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0]))),
-        "all caught up": f"{caught:.1f} s after the restart began (bound 30 s)",
+        "reconnected and recovered, after the signal: p10 / p50 / p90 / max": " / ".join(ms(pct(back, p)) for p in (10, 50, 90, 100)),
+        "reconnects per second after the signal": dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0]))),
+        "all caught up": f"{max(back, default=0):.1f} s after the signal (bound 30 s); "
+                         f"every post of the 5 s stream after the restart delivered {caught:.1f} s after the signal",
         "post failures while both were down": poster.failed,
     })
     if len(back) != len(clients):
         result.failures.append(f"{len(clients) - len(back)} clients never came back")
-    if caught > 30:
+    if max(back, default=99) > 30:
         result.failures.append("not all caught up within 30 s")
     await stop_clients(clients, tasks)
     await poster.close()

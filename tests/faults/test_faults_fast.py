@@ -1,0 +1,91 @@
+"""The fast subset of bench/faults.py: the same scenarios, small (docs/reliability.md, "Faults").
+
+Two real nodes (bench/fault_node.py), a redis-server of the test's own on a free port (never the
+machine's Redis), a fresh PostgreSQL database, real WebSocket clients that reconnect and recover
+as the Centrifuge SDKs do. Every scenario must count 0 lost, 0 duplicates, 0 out-of-order and
+0 leaks, and meet its bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from bench import fault_more
+from bench.fault_env import Cluster, world
+from bench.faults import Result, node_loss
+from tests.conftest import unavailable
+
+
+def _args(**kw: float) -> argparse.Namespace:
+    base = {"clients": 60, "members": 6, "rate": 10.0, "seconds": 6.0, "freeze": 2.0, "cycles": 1000, "slow_queries": 100, "mentions": 300}
+    return argparse.Namespace(**{**base, **kw})
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    """Needs PostgreSQL (bench/harness.py's admin DSN) and the redis-server binary."""
+    import subprocess
+
+    from bench.harness import PG_ADMIN_DSN
+
+    if shutil.which("redis-server") is None:
+        unavailable("redis-server", "not installed")
+    if subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "select 1"], capture_output=True).returncode != 0:
+        unavailable("PostgreSQL", PG_ADMIN_DSN)
+    with world() as c:
+        yield c
+
+
+def _clean(result: Result) -> None:
+    result.print()
+    assert (result.lost, result.duplicates, result.out_of_order, result.leaks) == (0, 0, 0, 0), result
+    assert not result.failures, result.failures
+    assert result.posted > 0 or result.scenario in ("churn", "slow-query")
+
+
+async def test_kill_9_of_a_node_loses_nothing(cluster):
+    await cluster.setup(4)
+    _clean(await node_loss(cluster, 60, 10.0, 6.0, signal.SIGKILL))
+
+
+async def test_sigterm_moves_clients_to_the_other_node(cluster):
+    await cluster.setup(4)
+    _clean(await node_loss(cluster, 60, 10.0, 6.0, signal.SIGTERM))
+
+
+async def test_redis_frozen_and_restarted(cluster):
+    await cluster.setup(4)
+    _clean(await fault_more.redis_freeze(cluster, _args(seconds=3.0)))
+    _clean(await fault_more.redis_restart(cluster, _args(seconds=3.0)))
+
+
+async def test_a_client_that_stops_reading_is_closed_as_slow(cluster):
+    await cluster.setup(5)
+    _clean(await fault_more.slow_reader(cluster, _args(clients=50, seconds=8.0)))
+
+
+async def test_connect_close_churn_and_closing_during_slow_queries_leak_nothing(cluster):
+    await cluster.setup(4)
+    _clean(await fault_more.churn(cluster, _args()))
+    _clean(await fault_more.slow_query(cluster, _args()))
+
+
+async def test_both_nodes_restarted(cluster):
+    await cluster.setup(4)
+    _clean(await fault_more.restart_both(cluster, _args(clients=100)))
+
+
+async def test_notifier_under_smtp_faults_and_worker_kills_sends_each_email_once():
+    import subprocess
+
+    from bench.fault_notifier import notifier_faults
+    from bench.harness import PG_ADMIN_DSN
+
+    if subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "select 1"], capture_output=True).returncode != 0:
+        unavailable("PostgreSQL", PG_ADMIN_DSN)
+    _clean(await notifier_faults(300, kills=2, down=1.0, soft=10))
