@@ -456,19 +456,23 @@ class Hub:
         publications arriving meanwhile are held and released after the reply, without repeating
         what recovery already sent.
         """
-        room = await self._room(conn.org_id)
         db_top = 0
-        if recover_requests:
-            async with self.services.sessions() as session:
-                db_top = await latest_seq(session, conn.org_id)
-        async with room.lock:
-            if db_top > room.last_seq:
-                await self._fill(room, db_top)  # so a client's position from another node is never "ahead"
-            channels = (await self._org_facts(room)).reader_channels(conn.user_id, conn.role_id)
-            conn.held = {}
-            room.add(conn, channels)
-            top = room.last_seq
-            epoch, hidden = room.epoch, list(room.disabled_modules)
+        while True:
+            room = await self._room(conn.org_id)
+            if recover_requests and not db_top:
+                async with self.services.sessions() as session:
+                    db_top = await latest_seq(session, conn.org_id)
+            async with room.lock:
+                if db_top > room.last_seq:
+                    await self._fill(room, db_top)  # so a client's position from another node is never "ahead"
+                channels = (await self._org_facts(room)).reader_channels(conn.user_id, conn.role_id)
+                if self.rooms.get(conn.org_id) is not room:
+                    continue  # the org's last connection left meanwhile and closed this room: join the open one
+                conn.held = {}
+                room.add(conn, channels)
+                top = room.last_seq
+                epoch, hidden = room.epoch, list(room.disabled_modules)
+            break
         results: dict[str, dict[str, Any]] = {ch: _position(epoch, top) for ch in channels}
         if recover_requests:
             async with org_session(self.services.sessions, conn.org_id) as session:
@@ -486,10 +490,10 @@ class Hub:
 
     async def disconnect(self, conn: Connection) -> None:
         self.pinger.remove(conn)
-        room = self.rooms.get(conn.org_id)
-        if room is None:
-            return
         async with self._rooms_lock:
+            room = self.rooms.get(conn.org_id)  # under the lock: never close a room opened meanwhile
+            if room is None:
+                return
             room.remove(conn)
             if not room.connections:
                 del self.rooms[conn.org_id]
