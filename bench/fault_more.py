@@ -360,7 +360,21 @@ async def churn(cluster: Cluster, args: argparse.Namespace) -> Result:
             except Exception:  # noqa: BLE001 - counted, not fatal
                 errors += 1
 
+    samples: list[str] = []
+
+    async def sample_rss() -> None:
+        step = max(1, n // 5)
+        mark = step
+        while True:
+            if done >= mark:
+                samples.append(f"{(await _snapshot(cluster))['rss_kib'] // 1024} MiB at {mark}")
+                mark += step
+            await asyncio.sleep(0.2)
+
+    sampler = asyncio.create_task(sample_rss())
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    sampler.cancel()
+    await asyncio.gather(sampler, return_exceptions=True)
     elapsed = time.monotonic() - start
     # Back to baseline: give the nodes a moment to notice the resets and let go.
     after: dict[str, int] = {}
@@ -376,7 +390,8 @@ async def churn(cluster: Cluster, args: argparse.Namespace) -> Result:
     result.figures.update({
         "cycles": f"{done} in {elapsed:.0f} s ({done / elapsed:.0f}/s), errors {errors}",
         "baseline -> after (both nodes)": ", ".join(f"{k} {base[k]} -> {after[k]}" for k in base if k != "rss_kib"),
-        "RSS (both nodes)": f"{base['rss_kib'] // 1024} MiB -> {after['rss_kib'] // 1024} MiB ({grew:+.0f} MiB)",
+        "RSS (both nodes)": f"{base['rss_kib'] // 1024} MiB -> {after['rss_kib'] // 1024} MiB ({grew:+.0f} MiB); "
+                            f"during: {', '.join(samples)}",
     })
     if leaks:
         result.figures["above baseline"] = leaks
