@@ -3,7 +3,7 @@
 Two real nodes (bench/fault_node.py), a redis-server of the test's own on a free port (never the
 machine's Redis), a fresh PostgreSQL database, real WebSocket clients that reconnect and recover
 as the Centrifuge SDKs do. Every scenario must count 0 lost, 0 duplicates, 0 out-of-order and
-0 leaks, and meet its bound.
+0 leaks; its time bounds are checked by the bench command, not here.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def cluster() -> Iterator[Cluster]:
 def _clean(result: Result) -> None:
     result.print()
     assert (result.lost, result.duplicates, result.out_of_order, result.leaks) == (0, 0, 0, 0), result
-    assert not result.failures, result.failures
+    assert not result.failures, result.failures  # time bounds (result.missed) are the bench's, not the tests'
     assert result.posted > 0 or result.scenario in ("churn", "slow-query")
 
 
@@ -66,7 +66,7 @@ async def test_redis_frozen_and_restarted(cluster):
 
 async def test_a_client_that_stops_reading_is_closed_as_slow(cluster):
     await cluster.setup(5)
-    _clean(await fault_more.slow_reader(cluster, _args(clients=50, seconds=8.0)))
+    _clean(await fault_more.slow_reader(cluster, _args(clients=50, seconds=12.0)))
 
 
 async def test_connect_close_churn_and_closing_during_slow_queries_leak_nothing(cluster):
