@@ -282,7 +282,7 @@ async def run_target(name: str, loads: Loads, url: str, pid: int, tokens: list[s
     out["burst"] = await burst_throughput(loads, pub, connected, burst_events)
     b = out["burst"]
     print(f"[{name}] burst of {burst_events} events to {connected}: {b['delivered']}/{b['expected']} in {b['elapsed']:.2f} s "
-          f"= {b['rate']:,.0f} deliveries/s", flush=True)
+          f"= {b['rate']:,.0f} deliveries/s; closed by the server: {b['closed_by_server'] or 'none'}", flush=True)
     await loads.close_all()
     await asyncio.sleep(2.0)
     rc = await loads.connect(url, connected, tokens, 1000)
