@@ -34,6 +34,7 @@ class Services:
     # The time, as every rule with a deadline sees it (tests move it to check boundaries).
     clock: Callable[[], datetime] = utcnow
     _post_writer: Any = field(default=None, init=False, repr=False)
+    _read_sessions: Any = field(default=None, init=False, repr=False)
 
     @property
     def post_writer(self) -> Any:
@@ -43,6 +44,20 @@ class Services:
 
             self._post_writer = PostWriter(self)
         return self._post_writer
+
+    @property
+    def read_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for requests whose transaction only reads (api/routing.py, `reads_only`). On
+        PostgreSQL each statement runs on its own (no BEGIN and COMMIT round trips): under READ
+        COMMITTED every statement of a transaction takes its own snapshot anyway. SQLite keeps
+        its transaction, which costs no round trip."""
+        if self._read_sessions is None:
+            if self.settings.is_sqlite:
+                self._read_sessions = self.sessions
+            else:
+                autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+                self._read_sessions = async_sessionmaker(**{**self.sessions.kw, "bind": autocommit})
+        return self._read_sessions
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":

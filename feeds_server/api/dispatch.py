@@ -33,6 +33,7 @@ from feeds_server.errors import (
     ValidationFailed,
 )
 from feeds_server.services import Services
+from feeds_server.store.callers import find_caller
 from feeds_server.store.events import take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
 from feeds_server.store.scope import ORG_LOOKUP, allow_cross_org, set_org
@@ -105,7 +106,7 @@ def build_route(endpoint: Endpoint) -> Route:
 
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = _path_params(request)
-    async with services.sessions() as session:
+    async with (services.read_sessions() if endpoint.reads_only else services.sessions()) as session:
         ctx = Ctx(request=request, services=services, session=session, path=path)
         audit.bind_address(session, lambda: request_address(ctx))
         try:
@@ -263,7 +264,7 @@ async def _authorize(ctx: Ctx, endpoint: Endpoint) -> None:
         await _integration(ctx)
         return
     if endpoint.access == MEMBER:
-        await _member(ctx, endpoint.permission)
+        await _member(ctx, endpoint.permission, lean=endpoint.reads_only and not ctx.services.settings.is_sqlite)
         return
     await _user(ctx)
 
@@ -346,15 +347,19 @@ _CALLER = (
 )
 
 
-async def _member(ctx: Ctx, permission: str | None) -> None:
-    """The caller's token, account, org, membership and profile, in one query (the busiest path)."""
+async def _member(ctx: Ctx, permission: str | None, lean: bool = False) -> None:
+    """The caller's token, account, org, membership and profile, in one query (the busiest path).
+    `lean`: the same query straight to the driver, outside the request's session (store/callers.py)."""
     token = bearer_token(ctx.request)
     if not token:
         raise Unauthenticated("unauthenticated", "sign in and send 'Authorization: Bearer <token>'")
     if not token.startswith(tokens.BEARER_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
     params = {"token_hash": tokens.hash_secret(token), "slug": ctx.path.get("slug")}
-    row = (await ctx.session.execute(_CALLER, params)).first()
+    if lean:
+        row = await find_caller(ctx.services.engine, params["token_hash"], params["slug"])
+    else:
+        row = (await ctx.session.execute(_CALLER, params)).first()
     if row is None:
         raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
     auth, user, org, membership, profile = row

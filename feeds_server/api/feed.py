@@ -43,7 +43,7 @@ class ModulesBody(Body):
     modules: dict[str, bool] = Field(max_length=500)
 
 
-@routes.get("/api/v1/orgs/{slug}/feed", permission=perms.FEEDS_TAB, query=FeedQuery)
+@routes.get("/api/v1/orgs/{slug}/feed", permission=perms.FEEDS_TAB, query=FeedQuery, reads_only=True)
 async def wall(ctx: Ctx) -> dict[str, Any]:
     """The caller's feed, newest first: `module`, `from`, `to` filter; `cursor` pages back."""
     me = ctx.me

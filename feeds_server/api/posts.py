@@ -53,7 +53,7 @@ def file_store(ctx: Ctx) -> LocalFileStore:
     return LocalFileStore(ctx.services.settings.files_dir)
 
 
-@routes.post("/api/v1/orgs/{slug}/posts", permission=FEED, raw_body=True, status=201, idempotent=True)
+@routes.post("/api/v1/orgs/{slug}/posts", permission=FEED, raw_body=True, status=201, idempotent=True, reads_only=True)
 async def create_post(ctx: Ctx) -> Response | Deferred:
     """Post to the org, to a group, or privately. JSON, or multipart with a `message` part and up to 5 `files`."""
     await throttle.posting(ctx)

@@ -37,6 +37,9 @@ class Endpoint:
     tag: str = ""
     raw_body: bool = False  # the handler reads the request stream itself (uploads)
     idempotent: bool = False  # honours the Idempotency-Key header (create endpoints)
+    # The request's own transaction only reads (its writes are Deferred to a writer): on PostgreSQL
+    # its statements run without BEGIN and COMMIT, which READ COMMITTED makes no less consistent.
+    reads_only: bool = False
 
     @property
     def path_params(self) -> list[str]:
