@@ -91,12 +91,11 @@ async def _statuses(services) -> Counter[str]:  # type: ignore[no-untyped-def]
     return Counter({status: n for status, n in rows})
 
 
-async def notifier_faults(mentions: int, kills: int = KILLS, down: float = 5.0, soft: int = 200) -> Result:
-    kills_wanted = kills
+async def notifier_faults(mentions: int, kill_count: int = KILLS, down: float = 5.0, soft: int = 200) -> Result:
     users = min(2000, max(MENTIONS_PER_POST, mentions // 5))
     refused_users = 5
     result = Result("notifier", f"{mentions} mentions, 2 workers: 451 to {soft} messages, 550 to {refused_users} recipients, "
-                                f"mail server down {down:g} s, {kills} SIGKILLs of a worker mid-send (restarted at once)")
+                                f"mail server down {down:g} s, {kill_count} SIGKILLs of a worker mid-send (restarted at once)")
     mail = Mail()
     mail.start()
     async with fresh_database("feeds_bench_fault_notifier") as url:
@@ -132,7 +131,7 @@ async def notifier_faults(mentions: int, kills: int = KILLS, down: float = 5.0, 
                 await asyncio.sleep(0.25)
                 st = await _statuses(services)
                 done = st["sent"] + st["failed"] + st["skipped"]
-                if len(kills) < kills_wanted and done >= (len(kills) + 1) * queued // (kills_wanted + 2):
+                if len(kills) < kill_count and done >= (len(kills) + 1) * queued // (kill_count + 2):
                     idx = len(kills) % 2
                     workers[idx].send_signal(signal.SIGKILL)  # mid-send: the workers are busy sending
                     kills.append(time.monotonic())
@@ -188,6 +187,6 @@ async def notifier_faults(mentions: int, kills: int = KILLS, down: float = 5.0, 
     })
     if refused_status.get("failed", 0) != refused_jobs:
         result.failures.append("550 recipients' jobs are not all failed")
-    if len(kills) < kills_wanted:
+    if len(kills) < kill_count:
         result.failures.append(f"only {len(kills)} kills happened")
     return result

@@ -88,4 +88,4 @@ async def test_notifier_under_smtp_faults_and_worker_kills_sends_each_email_once
 
     if subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "select 1"], capture_output=True).returncode != 0:
         unavailable("PostgreSQL", PG_ADMIN_DSN)
-    _clean(await notifier_faults(300, kills=2, down=1.0, soft=10))
+    _clean(await notifier_faults(300, kill_count=2, down=1.0, soft=10))
