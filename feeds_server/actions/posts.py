@@ -75,6 +75,8 @@ class NewPost:
     refs: tuple[MentionRef, ...]
     files: tuple[StoredFile, ...]
     now: datetime
+    # The author's name as read with the request, so the batch need not read it again.
+    author_name: str | None = None
 
 
 async def prepare_post(
@@ -126,7 +128,8 @@ async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[d
     ]
     await insert_many(session, Attachment.__table__, files)
     posts = [Post(id=pid, org_id=org_id, **{k: v for k, v in row.items() if k != "org_id"}) for pid, row in zip(ids, rows)]
-    views = await post_views(session, posts, with_attachments=bool(files))
+    known = {i.author_id: i.author_name for i in items if i.author_name is not None}
+    views = await post_views(session, posts, with_attachments=bool(files), known_users=known)
     graph = await load_graph(session, with_members=True) if mentions else None
     for pid, i, view in zip(ids, items, views):
         append_event(session, "post.created", {"post": view}, i.author_id, i.channels)

@@ -70,10 +70,14 @@ async def comment_views(session: AsyncSession, comments: Sequence[Comment]) -> l
     return [_comment_view(c, names) for c in comments]
 
 
-async def post_views(session: AsyncSession, posts: Sequence[Post], with_attachments: bool = True) -> list[dict[str, Any]]:
+async def post_views(
+    session: AsyncSession, posts: Sequence[Post], with_attachments: bool = True, known_users: dict[int, str] | None = None
+) -> list[dict[str, Any]]:
     """Posts with author, target, rendered text, attachments and their latest comments.
 
-    `with_attachments=False` skips the attachment query for a post just made without files.
+    `with_attachments=False` skips the attachment query for a post just made without files;
+    `known_users` (id: name) are names already read, e.g. the authors of new posts: when they are
+    all the names needed, no query is made.
     """
     if not posts:
         return []
@@ -89,6 +93,9 @@ async def post_views(session: AsyncSession, posts: Sequence[Post], with_attachme
             names.want_text(c.body)
             if c.author_id is not None:
                 names.wanted["user"].add(c.author_id)
+    for user_id, name in (known_users or {}).items():
+        names.names[("user", user_id)] = name
+        names.wanted["user"].discard(user_id)
     await names.load(session)
     return [
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -77,6 +78,7 @@ def _write(ctx: Ctx, item: posts.NewPost) -> Deferred:
         remember = Remember(ctx.me.user_id, key, print_, lambda view: (201, orjson.dumps({"post": view}, option=orjson.OPT_NON_STR_KEYS)))
         ctx.idempotency = None  # stored by the writer, in the post's transaction
     org_id = ctx.current_org.id
+    item = replace(item, author_name=ctx.me.user.name)
 
     async def complete() -> dict[str, Any]:
         return {"post": await ctx.services.post_writer.write(org_id, item, remember)}

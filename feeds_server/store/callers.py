@@ -66,5 +66,12 @@ async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) ->
     for model, keys, start, end in layout:
         values = row[start:end]
         # A missing outer-joined row comes back as NULLs, its primary key included.
-        found.append(None if values[keys.index("id")] is None else model(**dict(zip(keys, values))))
+        if values[keys.index("id")] is None:
+            found.append(None)
+            continue
+        # A transient instance with its attributes in place, without the constructor's per-attribute
+        # change tracking (nothing is ever written through these).
+        instance = model.__mapper__.class_manager.new_instance()
+        instance.__dict__.update(zip(keys, values))
+        found.append(instance)
     return tuple(found)  # type: ignore[return-value]
