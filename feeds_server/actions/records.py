@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, cast, delete, select, tuple_, update, values
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, delete, select, text, tuple_, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
@@ -44,7 +44,7 @@ from feeds_server.domain.records import (
     summary,
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
-from feeds_server.store.bulk import insert_many, insert_returning_ids
+from feeds_server.store.bulk import insert_many, insert_returning_ids, update_many
 from feeds_server.store.events import append_event
 from feeds_server.store.models import (
     Comment,
@@ -209,12 +209,24 @@ async def ingest(session: AsyncSession, org: Org, events: list[RecordEvent], now
 
 
 async def _claim(session: AsyncSession, event_ids: list[str], now: datetime) -> set[str]:
-    """Insert the batch's event ids, skipping those already there; returns the ones inserted."""
+    """Insert the batch's event ids, skipping those already there; returns the ones inserted.
+
+    In sorted order, so two batches sharing ids wait for each other rather than deadlock.
+    """
     org_id = current_org(session)
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    rows = [{"org_id": org_id, "event_id": e, "created_at": now} for e in dict.fromkeys(event_ids)]
-    stmt = dialect.insert(RecordEventSeen).values(rows).on_conflict_do_nothing().returning(RecordEventSeen.event_id)
+    ids = sorted(set(event_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        return set((await session.execute(_CLAIM, {"org": org_id, "ids": ids, "now": now})).scalars())
+    rows = [{"org_id": org_id, "event_id": e, "created_at": now} for e in ids]
+    stmt = sqlite.insert(RecordEventSeen).values(rows).on_conflict_do_nothing().returning(RecordEventSeen.event_id)
     return set((await session.execute(stmt)).scalars())
+
+
+# One statement and one array parameter whatever the batch size (a multi-row VALUES is compiled anew for each size).
+_CLAIM = text(
+    "INSERT INTO record_events_seen (org_id, event_id, created_at) SELECT :org, e, :now FROM unnest(CAST(:ids AS VARCHAR[])) AS e"
+    " ON CONFLICT DO NOTHING RETURNING event_id"
+)
 
 
 class _Batch:
@@ -419,18 +431,9 @@ class _Batch:
             record.id = record_id
 
     async def _update_records(self) -> None:
-        """Every touched record: one `UPDATE … FROM (VALUES …)` on PostgreSQL, an executemany on SQLite
-        (which cannot name the columns of a VALUES list)."""
-        table = Record.__table__
-        rows = [(t.record.id, *(getattr(t.record, name) for name in _REC_CHANGES)) for t in self.tracked.values()]
-        if self.session.get_bind().dialect.name == "postgresql":
-            changes = values(table.c.id, *(table.c[name] for name in _REC_CHANGES), name="changes").data(rows)
-            await self.session.execute(
-                update(table).where(table.c.org_id == self.org.id, table.c.id == changes.c.id).values({n: cast(changes.c[n], table.c[n].type) for n in _REC_CHANGES})  # an all-NULL column of VALUES is text
-            )
-            return
-        stmt = update(table).where(table.c.org_id == self.org.id, table.c.id == bindparam("b_id")).values({n: bindparam(f"b_{n}") for n in _REC_CHANGES})
-        await self.session.execute(stmt, [{"b_id": row[0], **{f"b_{n}": v for n, v in zip(_REC_CHANGES, row[1:], strict=True)}} for row in rows])
+        """Every touched record, in one statement."""
+        rows = [{"org_id": self.org.id, "id": t.record.id, **{n: getattr(t.record, n) for n in _REC_CHANGES}} for t in self.tracked.values()]
+        await update_many(self.session, Record.__table__, ("org_id", "id"), rows)
 
     async def _write_follows(self) -> None:
         touched = list(self.tracked.values())
@@ -442,13 +445,11 @@ class _Batch:
         if rows:
             await insert_many(self.session, Follow.__table__, rows)
         # Follows carry the record's last update for the dormant-records index (store/models/records.py).
-        activity = [{"b_org": self.org.id, "b_id": t.record.id, "b_at": t.record.last_activity_at} for t in touched if len(t.followers) > len(t.new_followers)]
-        if activity:
-            table = Follow.__table__
-            await self.session.execute(
-                update(table).where(table.c.org_id == bindparam("b_org"), table.c.record_id == bindparam("b_id")).values(last_activity_at=bindparam("b_at")),
-                activity,
-            )
+        activity = [
+            {"org_id": self.org.id, "record_id": t.record.id, "last_activity_at": t.record.last_activity_at}
+            for t in touched if len(t.followers) > len(t.new_followers)
+        ]
+        await update_many(self.session, Follow.__table__, ("org_id", "record_id"), activity)
 
     async def _write_posts(self) -> list[Post]:
         items = [i for i in self.items if isinstance(i, _PostItem)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -55,14 +55,20 @@ class RuleSet:
 
     by_module: Mapping[str, list[_Compiled]]
     directory: Directory | None
+    # Who a rule makes follow a record depends only on the rule and the record's people: resolved once.
+    _resolved: dict[tuple[int, RecordFacts], frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def followers_for(self, module: str, fields: Mapping[str, Any], record: RecordFacts) -> frozenset[int]:
         """F-FOLLOW-4: everyone a matching rule of the module makes follow the record."""
         out: set[int] = set()
         for rule in self.by_module.get(module, ()):
             if rule.criteria.matches(fields):
-                assert self.directory is not None
-                out |= rule_followers(rule.creator_id, rule.followers, record, self.directory)
+                key = (id(rule), record)
+                who = self._resolved.get(key)
+                if who is None:
+                    assert self.directory is not None
+                    who = self._resolved[key] = rule_followers(rule.creator_id, rule.followers, record, self.directory)
+                out |= who
         return frozenset(out)
 
 

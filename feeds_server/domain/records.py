@@ -82,14 +82,18 @@ class Directory:
     territory_parents: Mapping[int, int | None] = field(default_factory=dict)
     territory_members: Mapping[int, frozenset[int]] = field(default_factory=dict)
     _below: dict[int, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
+    _superiors: dict[int, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
     def superiors_of(self, user_id: int | None) -> frozenset[int]:
         """Users holding the role directly above the user's role (none if nobody holds it)."""
         if user_id is None:
             return frozenset()
-        role = self.graph.member_roles.get(user_id)
-        parent = self.graph.role_parents.get(role) if role is not None else None
-        return self.graph.role_holders(parent) if parent is not None else frozenset()
+        cached = self._superiors.get(user_id)
+        if cached is None:
+            role = self.graph.member_roles.get(user_id)
+            parent = self.graph.role_parents.get(role) if role is not None else None
+            cached = self._superiors[user_id] = self.graph.role_holders(parent) if parent is not None else frozenset()
+        return cached
 
     def territory_users(self, territory_id: int) -> frozenset[int]:
         """Members of the territory and of every territory below it (F-ORG-10)."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, insert, text
+from sqlalchemy import JSON, Table, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -85,3 +85,27 @@ def _impl(type_: Any) -> Any:
 
 def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Update the rows of `table` matched by the `keys` columns, each to its own values (all `rows`
+    with the same keys). PostgreSQL: one `UPDATE … FROM unnest(…)`; SQLite: an executemany."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    if session.get_bind().dialect.name != "postgresql":
+        match = [table.c[k] == bindparam(f"k_{k}") for k in keys]
+        stmt = update(table).where(*match).values({c: bindparam(f"v_{c}") for c in columns if c not in keys})
+        await session.execute(stmt, [{f"{'k' if c in keys else 'v'}_{c}": v for c, v in row.items()} for row in rows])
+        return
+    _, params = insert_rows("postgresql", table, rows)
+    await session.execute(_unnest_update(table, keys, columns), params)
+
+
+@lru_cache(maxsize=64)
+def _unnest_update(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Executable:
+    arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(columns))
+    names = ", ".join(f'"{name}"' for name in columns)
+    sets = ", ".join(f'"{c}" = v."{c}"' for c in columns if c not in keys)
+    match = " AND ".join(f'"{table.name}"."{k}" = v."{k}"' for k in keys)
+    return text(f'UPDATE "{table.name}" SET {sets} FROM unnest({arrays}) AS v({names}) WHERE {match}')
