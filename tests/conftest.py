@@ -49,15 +49,31 @@ async def _pg_admin(sql: str) -> None:
         await engine.dispose()
 
 
+# The server connects as an ordinary role that owns its tables, as in production: superusers and
+# BYPASSRLS roles would skip row-level security (migration 0004).
+PG_APP_ROLE = "feeds_app"
+_CREATE_APP_ROLE = f"""DO $$ BEGIN
+  CREATE ROLE {PG_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $$"""
+
+
+def app_role_url(url: str) -> str:
+    """The same database, as the application's role."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{PG_APP_ROLE}@{rest.split('@', 1)[-1]}"
+
+
 @pytest.fixture(scope="session")
 def pg_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this run."""
     name = f"feeds_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(_pg_admin(_CREATE_APP_ROLE))
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" OWNER {PG_APP_ROLE}'))
     except Exception as exc:  # noqa: BLE001 - any failure to reach the server means "unavailable"
         unavailable("PostgreSQL", repr(exc))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = app_role_url(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
     asyncio.run(_migrate(url))
     yield url
     asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -33,6 +33,7 @@ from feeds_server.realtime.wire import EXTENSION as WIRE
 from feeds_server.realtime.wire import WireProtocol, text_frame
 from feeds_server.services import Services
 from feeds_server.store.models import AuthToken, Membership, Profile
+from feeds_server.store.scope import org_on
 
 log = logging.getLogger("feeds_server.realtime")
 
@@ -217,6 +218,7 @@ async def _member(services: Services, hub: Hub, claims: conn_tokens.ConnectionCl
     params = {"auth_id": claims.auth_token_id, "user_id": claims.user_id, "org_id": claims.org_id}
     async with services.engine.connect() as db:
         await db.execution_options(isolation_level="AUTOCOMMIT")
+        await org_on(db, claims.org_id)
         row = (await db.execute(_MEMBER, params)).first()
     if row is None or row.revoked_at is not None or row.expires_at <= services.clock():
         return None

@@ -5,6 +5,11 @@ operations (`account_session`). In an org session every ORM query of an `OrgOwne
 `org_id = :org` added (SELECT, UPDATE and DELETE alike) and every new `OrgOwned` row is stamped with
 the org. Any query of an `OrgOwned` model in a session that is neither raises, so a code path that
 forgot the org filter fails loudly in tests instead of leaking data.
+
+On PostgreSQL the database enforces the same scope a second time (row-level security, migration
+0004): each transaction names its org with `set_config('feeds.org_id', …, true)`, and only the
+deliberately cross-org paths (an account session, a `CROSS_ORG` or `ORG_LOOKUP` statement,
+`all_orgs_on` for raw connections) set `feeds.all_orgs`. A session that set neither sees no org rows.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy import Connection, event, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
 
 from feeds_server.store.base import OrgOwned
 
@@ -29,6 +34,17 @@ CROSS_ORG = {"cross_org": True}
 # Execution option for the one read that finds the caller's org and membership from the request
 # path, before any org is in scope: that statement names its org itself (by slug).
 ORG_LOOKUP = {"org_lookup": True}
+
+
+# What the database was last told, per session (this transaction) or per pooled connection.
+_APPLIED = "rls_scope"
+_PENDING = "rls_scope_next"
+# Both settings in one statement: moving from the caller lookup to the org clears the other.
+_SET_LOCAL = text("SELECT set_config('feeds.org_id', :org, true), set_config('feeds.all_orgs', :all, true)")
+_SET_SESSION = text("SELECT set_config('feeds.org_id', :org, false), set_config('feeds.all_orgs', :all, false)")
+Scope = tuple[str, str]
+_NO_ORG: Scope = ("", "")
+_ALL_ORGS: Scope = ("", "on")
 
 
 class UnscopedQuery(RuntimeError):
@@ -70,6 +86,79 @@ def allow_cross_org(session: AsyncSession) -> None:
     session.info[ACCOUNT_KEY] = True
 
 
+async def all_orgs_on(conn: AsyncConnection) -> None:
+    """Open every org's rows to a raw AUTOCOMMIT connection, for reads that find the org
+    themselves (the caller lookup by slug). No-op on SQLite."""
+    await conn.run_sync(_apply_to_connection, _ALL_ORGS)
+
+
+async def org_on(conn: AsyncConnection, org_id: int) -> None:
+    """Bind a raw AUTOCOMMIT connection to one org's rows. No-op on SQLite."""
+    await conn.run_sync(_apply_to_connection, (str(org_id), ""))
+
+
+def _wanted(session: Session, cross: bool = False) -> Scope:
+    org_id = session.info.get(ORG_KEY)
+    if cross:
+        return _ALL_ORGS
+    if org_id is not None:
+        return (str(org_id), "")
+    return _ALL_ORGS if session.info.get(ACCOUNT_KEY) else _NO_ORG
+
+
+def _autocommit(conn: Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _apply_to_connection(conn: Connection, scope: Scope) -> None:
+    """AUTOCOMMIT has no transaction to hold a local setting: set it for the connection, and
+    only when it differs from what the pooled connection already holds."""
+    if conn.dialect.name != "postgresql":
+        return
+    info = conn.connection.info
+    if info.get(_APPLIED) != scope:
+        conn.execute(_SET_SESSION, {"org": scope[0], "all": scope[1]})
+        info[_APPLIED] = scope
+
+
+def _apply(session: Session, conn: Connection, scope: Scope) -> None:
+    if _autocommit(conn):
+        _apply_to_connection(conn, scope)
+    else:
+        conn.execute(_SET_LOCAL, {"org": scope[0], "all": scope[1]})
+    session.info[_APPLIED] = scope
+
+
+@event.listens_for(Session, "after_begin")
+def _scope_transaction(session: Session, _tx: SessionTransaction, conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        _apply(session, conn, session.info.get(_PENDING) or _wanted(session))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_scope(session: Session, tx: SessionTransaction) -> None:
+    if tx.parent is None:
+        session.info.pop(_APPLIED, None)
+
+
+def _rescope(session: Session, cross: bool = False) -> None:
+    """The scope changed inside the transaction (the org found after the caller lookup)."""
+    applied = session.info.get(_APPLIED)
+    wanted = _wanted(session, cross)
+    if applied is None:
+        if not cross or session.get_bind().dialect.name != "postgresql":
+            return  # after_begin sets the session's own scope
+        # The transaction's first statement is the cross-org one: begin with that scope.
+        session.info[_PENDING] = wanted
+        try:
+            session.connection()
+        finally:
+            session.info.pop(_PENDING, None)
+        return
+    if applied != wanted:
+        _apply(session, session.connection(), wanted)
+
+
 def _touches_org_data(state: ORMExecuteState) -> bool:
     for mapper in state.all_mappers:
         if issubclass(mapper.class_, OrgOwned):
@@ -79,14 +168,13 @@ def _touches_org_data(state: ORMExecuteState) -> bool:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_orm_execute(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
-        return
     org_id = state.session.info.get(ORG_KEY)
-    if org_id is None and state.execution_options.get("org_lookup"):
-        return
-    if state.execution_options.get("cross_org"):
-        if not state.session.info.get(ACCOUNT_KEY):
-            raise UnscopedQuery("a cross-org read needs an account session")
+    lookup = org_id is None and bool(state.execution_options.get("org_lookup"))
+    cross = bool(state.execution_options.get("cross_org"))
+    if cross and not state.session.info.get(ACCOUNT_KEY):
+        raise UnscopedQuery("a cross-org read needs an account session")
+    _rescope(state.session, cross or lookup)
+    if not (state.is_select or state.is_update or state.is_delete) or lookup or cross:
         return
     if org_id is None:
         if state.session.info.get(ACCOUNT_KEY) or not _touches_org_data(state):
@@ -99,6 +187,7 @@ def _scope_orm_execute(state: ORMExecuteState) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _stamp_org(session: Session, _ctx: Any, _instances: Any) -> None:
+    _rescope(session)
     org_id = session.info.get(ORG_KEY)
     for obj in list(session.new) + list(session.dirty):
         if not isinstance(obj, OrgOwned):

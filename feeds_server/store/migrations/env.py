@@ -22,6 +22,9 @@ def _run(connection: Any) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Data migrations span every org (row-level security, migration 0004).
+            connection.exec_driver_sql("SELECT set_config('feeds.all_orgs', 'on', true)")
         context.run_migrations()
 
 
