@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import Request
 
@@ -166,11 +167,18 @@ async def read_upload(request: Request, store: LocalFileStore) -> Upload:
             parser.write(chunk)
         parser.finalize()
         return _result(reader)
+    except MultipartParseError:
+        _discard(reader)
+        raise BadRequest("malformed_multipart", "the multipart body is malformed") from None
     except BaseException:
-        for part in reader.parts:
-            if part.temp is not None:
-                part.temp.discard()
+        _discard(reader)
         raise
+
+
+def _discard(reader: _Reader) -> None:
+    for part in reader.parts:
+        if part.temp is not None:
+            part.temp.discard()
 
 
 def _result(reader: _Reader) -> Upload:
