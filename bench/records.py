@@ -3,6 +3,7 @@
     .venv/bin/python bench/records.py            # 20,000 events, 1,000,000 records
     .venv/bin/python bench/records.py --quick    # 4,000 events, 100,000 records
     .venv/bin/python bench/records.py --events 3000 --records 1000000
+    .venv/bin/python bench/records.py --events 6000 --records 0 --senders 2   # ingest only, two CRM streams at once
 
 Targets (issue 5): ≥ 2,000 record events/s with 5 auto-follow rules on each of 20 modules and
 fan-out to followers; dormant-records p99 ≤ 50 ms with 1,000,000 records in the org. The HTTP API
@@ -60,8 +61,10 @@ async def setup(c: httpx.AsyncClient, wide: bool = True) -> tuple[dict[str, str]
     return h, {"authorization": f"Bearer {itoken}"}, [m["user"]["email"] for m in members]
 
 
-def batch(start: int, size: int, emails: list[str]) -> list[dict]:
-    """Two thirds creations, the rest edits of records created earlier; every tenth edit also a note."""
+def batch(start: int, size: int, emails: list[str], stream: str = "") -> list[dict]:
+    """Two thirds creations, the rest edits of records created earlier; every tenth edit also a note.
+
+    `stream` prefixes record and event ids: concurrent senders each send their own records."""
     events = []
     for j in range(start, start + size):
         if j % 3 or j < 3:
@@ -69,30 +72,35 @@ def batch(start: int, size: int, emails: list[str]) -> list[dict]:
         else:
             rid, kind = (j * 2_654_435_761) % j, "edited"  # a record created earlier
             rid -= 1 if rid % 3 == 0 and rid >= 3 else 0
-        record = {"id": f"R{rid}", "name": f"Record {rid}", "owner_email": emails[rid % len(emails)],
+        record = {"id": f"{stream}R{rid}", "name": f"Record {rid}", "owner_email": emails[rid % len(emails)],
                   "fields": {"Amount": (j * 7919) % 100_000, "Stage": "Open" if j % 2 else "Won", "Source": "Web"}}
-        events.append({"event_id": f"e{j}", "type": kind, "module": MODULES[rid % 20], "record": record})
+        events.append({"event_id": f"{stream}e{j}", "type": kind, "module": MODULES[rid % 20], "record": record})
         if kind == "edited" and j % 10 == 0:
-            events.append({"event_id": f"n{j}", "type": "note_added", "module": MODULES[rid % 20], "record": {"id": f"R{rid}"},
-                           "note": {"id": f"N{j}", "text": "Called the customer"}})
+            events.append({"event_id": f"{stream}n{j}", "type": "note_added", "module": MODULES[rid % 20], "record": {"id": f"{stream}R{rid}"},
+                           "note": {"id": f"{stream}N{j}", "text": "Called the customer"}})
     return events[:size]
 
 
-async def ingest(c: httpx.AsyncClient, ih: dict[str, str], emails: list[str], n_events: int, services: Services) -> dict[str, float]:
+async def ingest(c: httpx.AsyncClient, ih: dict[str, str], emails: list[str], n_events: int, services: Services, senders: int = 1) -> dict[str, float]:
+    """`senders` CRM streams into the same org at once, each sending its batches one after the other."""
     size = limits.MAX_RECORD_EVENTS_PER_BATCH
-    latencies = []
+    latencies: list[float] = []
+
+    async def send(stream: str, n: int) -> None:
+        for k in range(0, n, size):
+            t = time.perf_counter()
+            r = await c.post(f"{BASE}/integration/record-events", json={"events": batch(k, min(size, n - k), emails, stream)}, headers=ih)
+            latencies.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text[:300]
+            assert all(x["status"] == "applied" for x in r.json()["results"]), r.text[:300]
+
     started = time.perf_counter()
-    for k in range(0, n_events, size):
-        t = time.perf_counter()
-        r = await c.post(f"{BASE}/integration/record-events", json={"events": batch(k, size, emails)}, headers=ih)
-        latencies.append((time.perf_counter() - t) * 1000)
-        assert r.status_code == 200, r.text[:300]
-        assert all(x["status"] == "applied" for x in r.json()["results"]), r.text[:300]
+    await asyncio.gather(*(send(f"S{i}" if senders > 1 else "", n_events // senders) for i in range(senders)))
     elapsed = time.perf_counter() - started
     async with services.engine.connect() as conn:
         posts = (await conn.execute(text("SELECT count(*) FROM posts WHERE kind = 'record'"))).scalar_one()
         audience = (await conn.execute(text("SELECT count(*) FROM post_audience WHERE module IS NOT NULL"))).scalar_one()
-    return {"rate": n_events / elapsed, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "fanout": audience / max(posts, 1)}
+    return {"rate": n_events // senders * senders / elapsed, "p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "fanout": audience / max(posts, 1)}
 
 
 async def bulk_records(services: Services, n_records: int) -> None:
@@ -139,10 +147,11 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller run (4,000 events, 100,000 records)")
     parser.add_argument("--events", type=int, help="record events to ingest (default 20,000; quick 4,000)")
     parser.add_argument("--fanout", choices=("wide", "narrow"), default="wide", help="rules add a group and the superior role (wide) or only their creator")
-    parser.add_argument("--records", type=int, help="records in the org for the dormant query (default 1,000,000; quick 100,000)")
+    parser.add_argument("--senders", type=int, default=1, help="concurrent CRM streams into the org (each its own records)")
+    parser.add_argument("--records", type=int, help="records in the org for the dormant query (default 1,000,000; quick 100,000; 0 skips it)")
     args = parser.parse_args()
     n_events = args.events or (4_000 if args.quick else 20_000)
-    n_records = args.records or (100_000 if args.quick else 1_000_000)
+    n_records = args.records if args.records is not None else (100_000 if args.quick else 1_000_000)
     async with fresh_database("feeds_bench_records") as url:
         settings = replace(Settings(), database_url=url, argon2_time_cost=1, argon2_memory_kib=64, data_dir=Path("/tmp/feeds-bench-records"))
         services = Services.build(settings)
@@ -151,12 +160,14 @@ async def main() -> None:
             app = create_app(services=services)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=120) as c:
                 h, ih, emails = await setup(c, wide=args.fanout == "wide")
-                ing = await ingest(c, ih, emails, n_events, services)
-                await bulk_records(services, n_records)
-                dor = await dormant(c, h, 400)
+                ing = await ingest(c, ih, emails, n_events, services, args.senders)
+                dor = {"p50": float("nan"), "p99": float("nan")}
+                if n_records:
+                    await bulk_records(services, n_records)
+                    dor = await dormant(c, h, 400)
         finally:
             await services.close()
-    print(f"| measure ({n_events:,} events in batches of {limits.MAX_RECORD_EVENTS_PER_BATCH}; {n_records:,} records) | value | target |")
+    print(f"| measure ({n_events:,} events in batches of {limits.MAX_RECORD_EVENTS_PER_BATCH} from {args.senders} sender(s); {n_records:,} records) | value | target |")
     print("|---|---|---|")
     print(f"| record events ingested per second (5 rules × 20 modules, {args.fanout} fan-out) | {ing['rate']:,.0f} | ≥ 2,000 |")
     print(f"| followers per record item (fan-out) | {ing['fanout']:.1f} | |")

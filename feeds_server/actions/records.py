@@ -134,7 +134,7 @@ class _PostItem:
     card: tuple[str, int | None, list[str], dict[str, Any]]  # name, owner, key fields, their values
     changes: list[dict[str, Any]]
     notify: bool = True
-    post: Post | None = None
+    post: _NewPost | None = None
     notifications: list[_Notification] = field(default_factory=list)
 
 
@@ -152,6 +152,24 @@ class _NoteItem:
     channels: tuple[str, ...]
     comment: Comment | None = None
     notifications: list[_Notification] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _NewPost:
+    """A record-update item as written in bulk; it has the attributes `post_views` reads (an ORM
+    `Post` per item would cost more than the rest of its rendering)."""
+
+    id: int
+    org_id: int
+    kind: str
+    author_id: int | None
+    body: str
+    group_id: None
+    recipient_id: None
+    module: str
+    data: dict[str, Any]
+    comment_count: int
+    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -451,7 +469,7 @@ class _Batch:
         ]
         await update_many(self.session, Follow.__table__, ("org_id", "record_id"), activity)
 
-    async def _write_posts(self) -> list[Post]:
+    async def _write_posts(self) -> list[_NewPost]:
         items = [i for i in self.items if isinstance(i, _PostItem)]
         if not items:
             return []
@@ -471,7 +489,7 @@ class _Batch:
             })
         ids = await insert_returning_ids(self.session, Post.__table__, rows)
         for item, row, post_id in zip(items, rows, ids, strict=True):
-            item.post = Post(id=post_id, **row)  # not added to the session: its row is written
+            item.post = _NewPost(id=post_id, **row)
             item.tracked.record.last_post_id = post_id
         await insert_many(
             self.session, PostAudience.__table__,
