@@ -4,8 +4,9 @@ the webhook that sends comments back to the CRM as notes (F-FOLLOW-1 … F-FOLLO
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, field_validator, model_validator
 
 from feeds_server import limits
 from feeds_server.actions import records, webhooks
@@ -77,6 +78,16 @@ class DormantQuery(PageQuery):
 
 class WebhookIn(Body):
     url: Text = Field(min_length=8, max_length=limits.MAX_WEBHOOK_URL_CHARS, pattern=r"^https?://[^\s]+$")
+
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, url: str) -> str:
+        """A host or port that does not parse would fail only at delivery: refuse it now."""
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+        if not parts.hostname:
+            raise ValueError("the URL needs a host")
+        return url
 
 
 def _event(e: EventIn) -> RecordEvent:

@@ -106,7 +106,8 @@ class _Reader:
     def on_headers_finished(self) -> None:
         part = self.current
         assert part is not None
-        _, params = parse_options_header(part.headers.get("content-disposition", ""))
+        # As bytes: given text, the parser encodes it as Latin-1, which fails on other characters.
+        _, params = parse_options_header(part.headers.get("content-disposition", "").encode())
         part.name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         part.content_type = part.headers.get("content-type", "application/octet-stream")

@@ -151,16 +151,6 @@ async def test_a_spoofed_content_type_is_never_served_as_active_content(client, 
 # --- text --------------------------------------------------------------------------------------
 
 
-async def test_astral_characters_count_as_one_each(client, settings):
-    owner, org, base = await _member(client, settings)
-    emoji = "\U0001F600"
-    ok = await owner.post(f"{base}/posts", json={"body": emoji * limits.MAX_POST_CHARS})
-    assert ok.status_code == 201, ok.text[:200]
-    assert ok.json()["post"]["body"] == emoji * limits.MAX_POST_CHARS
-    refused = await owner.post(f"{base}/posts", json={"body": emoji * (limits.MAX_POST_CHARS + 1)})
-    assert refused.status_code in (413, 422) and refused.json()["error"]["code"] == "message_too_long"
-
-
 @pytest.mark.parametrize("raw", [
     b'{"body": "a\\u0000b"}', b'{"body": "\\u0000"}', b'{"body": "a\x00b"}',
     b'{"body": "\\ud800"}', b'{"body": "x\\udfff y"}', b'{"body": "\\ud800\\ud800"}', b'{"body": "\xed\xa0\x80"}',
@@ -233,3 +223,22 @@ async def test_a_malformed_multipart_body_is_400(client, settings, body):
     owner, org, base = await _member(client, settings)
     r = await client.post(f"{base}/posts", content=body, headers={**owner.headers, "content-type": "multipart/form-data; boundary=XyZ"})
     assert r.status_code in (400, 422), r.text
+
+
+async def test_a_part_name_outside_latin_1_is_not_a_500(client, settings):
+    """Found by bench/fuzz.py: a multipart part name with characters beyond Latin-1 was a 500."""
+    owner, org, base = await _member(client, settings)
+    body = '--XyZ\r\nContent-Disposition: form-data; name="😀名"\r\n\r\nnull\r\n--XyZ--\r\n'.encode()
+    r = await client.post(f"{base}/posts", content=body, headers={**owner.headers, "content-type": "multipart/form-data; boundary=XyZ"})
+    assert r.status_code in (400, 422), r.text
+
+
+@pytest.mark.parametrize("url", ["http://crm.example:aD/hook", "http://crm.example:99999/", "http://:80/hook", "https://[::1/x"])
+async def test_a_webhook_url_whose_host_or_port_does_not_parse_is_422(client, settings, url):
+    """Found by bench/fuzz.py: a non-numeric port was a 500 when the URL was written to the audit log."""
+    owner, org, base = await _member(client, settings)
+    integration = (await owner.post(f"{base}/integrations", json={"name": "CRM"})).json()["integration"]["id"]
+    r = await owner.put(f"{base}/integrations/{integration}/webhook", json={"url": url})
+    assert r.status_code == 422, r.text
+    ok = await owner.put(f"{base}/integrations/{integration}/webhook", json={"url": "https://crm.example:8443/hook"})
+    assert ok.status_code == 200, ok.text

@@ -9,20 +9,16 @@ import json
 
 from feeds_server.domain import permissions as perms
 from tests import factory
+from tests.api.test_feed_core import team  # noqa: F401 - fixture
 from tests.api.routes_matrix import ep_id, example, fill, org_endpoints
 
 PRIVATE_KINDS = ("post_id", "comment_id", "attachment_id", "group_id")
 NAMING_PRIVATE = org_endpoints(lambda ep: any(f"{{{k}:int}}" in ep.path for k in PRIVATE_KINDS) and ep.permission == perms.FEEDS_TAB)
 
 
-async def _org_with_private_items(client, settings):  # type: ignore[no-untyped-def]
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
+async def _private_items(team):  # type: ignore[no-untyped-def]
+    owner, ann, bob, org = team
     slug = org["slug"]
-    ann = await factory.sign_up(client, factory.unique("Ann"))
-    bob = await factory.sign_up(client, factory.unique("Bob"))
-    for m in (ann, bob):
-        await factory.invite_and_join(owner, slug, m, settings.mail_dir)
     base = f"/api/v1/orgs/{slug}"
     group = (await owner.post(f"{base}/groups", json={"name": "Inner", "sources": [{"type": "user", "id": ann.id}, {"type": "user", "id": owner.id}]})).json()["group"]["id"]
     items = []
@@ -32,7 +28,7 @@ async def _org_with_private_items(client, settings):  # type: ignore[no-untyped-
         post = r.json()["post"]
         comment = (await owner.post(f"{base}/posts/{post['id']}/comments", json={"body": "reply"})).json()["comment"]
         items.append({"post_id": post["id"], "comment_id": comment["id"], "attachment_id": post["attachments"][0]["id"], "group_id": group})
-    return owner, ann, bob, org, items
+    return items
 
 
 async def _state(ann, base: str, item: dict) -> dict:  # type: ignore[no-untyped-def]
@@ -43,8 +39,9 @@ async def _state(ann, base: str, item: dict) -> dict:  # type: ignore[no-untyped
     return {"post": post.json(), "comments": comments.json(), "file": file.content, "feed": [i["id"] for i in feed.json()["items"]]}
 
 
-async def test_every_endpoint_naming_a_private_item_of_ones_own_org_answers_404(client, settings):
-    owner, ann, bob, org, items = await _org_with_private_items(client, settings)
+async def test_every_endpoint_naming_a_private_item_of_ones_own_org_answers_404(team):  # noqa: F811
+    owner, ann, bob, org = team
+    items = await _private_items(team)
     base = f"/api/v1/orgs/{org['slug']}"
     assert len(NAMING_PRIVATE) >= 8, [ep_id(ep) for ep in NAMING_PRIVATE]
     before = [await _state(ann, base, item) for item in items]

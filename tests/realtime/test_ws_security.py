@@ -43,7 +43,9 @@ async def _close_code(ws, timeout: float = 3.0) -> int:  # type: ignore[no-untyp
 
 @pytest.mark.parametrize(
     "origin",
-    ["http://evil.example", "null", "http://allowed.example.evil.example", "http://allowed.example:8080", "https://allowed.example"],
+    ["http://evil.example", "null", "http://allowed.example.evil.example", "http://allowed.example:8080", "https://allowed.example",
+     "http://allowed.example@evil.example", "http://evil.example/http://allowed.example", "http://sub.allowed.example",
+     "ws://allowed.example", "http://allowed.exampl"],
 )
 async def test_foreign_origins_are_refused_before_the_upgrade(node, origin):
     """F-SEC-2: foreign, `null`, look-alike, port- and scheme-variant Origins get HTTP 403."""
