@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapper
 
 from feeds_server.store.models import AuthToken, Membership, Org, Profile, User
-from feeds_server.store.scope import all_orgs_on
+from feeds_server.store.scope import sees_org
 
 Caller = tuple[AuthToken, User, Org | None, Membership | None, Profile | None]
 _MODELS = (AuthToken, User, Org, Membership, Profile)
@@ -49,6 +49,14 @@ def _statement() -> tuple[str, tuple[tuple[type, tuple[str, ...], int, int], ...
     return sql, tuple(layout)
 
 
+@lru_cache(maxsize=1)
+def _org_id_column() -> int:
+    """Where the org's id sits in the row."""
+    _, layout = _statement()
+    model, keys, start, _ = next(entry for entry in layout if entry[0] is Org)
+    return start + keys.index("id")
+
+
 async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) -> Caller | None:
     """The token's row with its user, and the org `slug` with the user's membership and profile
     there (None where there is none), or None when no token has that hash."""
@@ -57,9 +65,13 @@ async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) ->
     if autocommit is None:
         autocommit = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
     async with autocommit.connect() as conn:
-        await all_orgs_on(conn)  # the org is found by its slug in the same statement
         driver = (await conn.get_raw_connection()).driver_connection
         row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
+        # Row-level security shows the membership only if the connection is scoped to the org
+        # (store/scope.py). Connections mostly serve the same orgs, so ask again only on a change.
+        org_id = row[_org_id_column()] if row is not None else None
+        if org_id is not None and await sees_org(conn, org_id):
+            row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
     if row is None:
         return None
     found: list[Any] = []

@@ -8,8 +8,9 @@ forgot the org filter fails loudly in tests instead of leaking data.
 
 On PostgreSQL the database enforces the same scope a second time (row-level security, migration
 0004): each transaction names its org with `set_config('feeds.org_id', …, true)`, and only the
-deliberately cross-org paths (an account session, a `CROSS_ORG` or `ORG_LOOKUP` statement,
-`all_orgs_on` for raw connections) set `feeds.all_orgs`. A session that set neither sees no org rows.
+deliberately cross-org paths (an account session, a `CROSS_ORG` or `ORG_LOOKUP` statement) set
+`feeds.all_orgs`; raw connections name their org with `org_on` or `sees_org`. A session that set
+neither sees no org rows.
 """
 
 from __future__ import annotations
@@ -86,10 +87,15 @@ def allow_cross_org(session: AsyncSession) -> None:
     session.info[ACCOUNT_KEY] = True
 
 
-async def all_orgs_on(conn: AsyncConnection) -> None:
-    """Open every org's rows to a raw AUTOCOMMIT connection, for reads that find the org
-    themselves (the caller lookup by slug). No-op on SQLite."""
-    await conn.run_sync(_apply_to_connection, _ALL_ORGS)
+async def sees_org(conn: AsyncConnection, org_id: int) -> bool:
+    """Make a raw AUTOCOMMIT connection see `org_id`'s rows if it does not yet (the caller lookup,
+    which finds the org by slug). True when it changed: the read must be made again."""
+    if conn.dialect.name != "postgresql" or conn.sync_connection is None:
+        return False
+    if conn.sync_connection.connection.info.get(_APPLIED) in ((str(org_id), ""), _ALL_ORGS):
+        return False
+    await org_on(conn, org_id)
+    return True
 
 
 async def org_on(conn: AsyncConnection, org_id: int) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from feeds_server.store.base import Base
 from feeds_server.store.models import Role
+from tests import factory
 from tests.api.test_foundation_matrix import _populated_org
 
 rls = importlib.import_module("feeds_server.store.migrations.versions.0004_row_level_security")
@@ -93,3 +94,18 @@ async def test_writing_another_orgs_rows_is_refused(client, settings, services) 
                 async with conn.begin():
                     await conn.execute(text(SET), {"org": str(org_a), "all": ""})
                     await conn.execute(statement)
+
+
+async def test_a_member_of_two_orgs_reads_both_in_turn(client, settings, services) -> None:
+    """The caller lookup outside a transaction re-scopes a pooled connection whenever the org changes."""
+    owner = await factory.sign_up(client, factory.unique("Owner"))
+    orgs = [await factory.create_org(owner) for _ in range(2)]
+    posted = {}
+    for org in orgs:
+        r = await owner.post(f"/api/v1/orgs/{org['slug']}/posts", json={"body": org["slug"]})
+        posted[org["slug"]] = r.json()["post"]["id"]
+    for _ in range(10):
+        for org in orgs:
+            r = await owner.get(f"/api/v1/orgs/{org['slug']}/feed")
+            assert r.status_code == 200, r.text
+            assert [i["id"] for i in r.json()["items"]] == [posted[org["slug"]]]
