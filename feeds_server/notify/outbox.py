@@ -56,7 +56,11 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
         groups = await _batch_groups(session, list(leaders))
         rows = []
         for leader, jobs in groups:
-            batch_id = leader.batch_id or min(j.id for j in jobs)
+            # A batch is named after one of its jobs (its Message-ID comes from the name). A retried
+            # batch keeps its name only while it holds that job: when two workers split its jobs,
+            # only one email can carry the name.
+            ids = {j.id for j in jobs}
+            batch_id = leader.batch_id if leader.batch_id in ids else min(ids)
             attempts = max(j.attempts for j in jobs) + 1
             rows += [{"jid": j.id, "bid": batch_id, "att": attempts} for j in jobs]
             batches.append(
