@@ -10,7 +10,9 @@
 #
 # Settings (environment): FEEDS_CLUSTER_RUN_DIR (deploy/.run), FEEDS_CLUSTER_LISTEN (127.0.0.1),
 # FEEDS_CLUSTER_HTTP_PORT (8080, nginx), FEEDS_CLUSTER_NODE_PORT (8001: nodes on 8001, 8002, …),
-# FEEDS_CLUSTER_PG_URL (postgresql://postgres@127.0.0.1:5432), FEEDS_CLUSTER_DB (feeds_cluster),
+# FEEDS_CLUSTER_PG_URL (postgresql://postgres@127.0.0.1:5432, an administrator's URL),
+# FEEDS_CLUSTER_DB (feeds_cluster), FEEDS_CLUSTER_DB_ROLE (feeds_cluster: the role the processes
+# connect as, made with the database and owning it, never a superuser, so row-level security applies),
 # FEEDS_CLUSTER_REDIS_URL (redis://127.0.0.1:6379/0), FEEDS_CLUSTER_BIN (.venv/bin),
 # FEEDS_CLUSTER_NGINX (nginx on PATH or /usr/sbin/nginx). FEEDS_PUBLIC_URL, FEEDS_ALLOWED_ORIGINS,
 # FEEDS_SECRET_KEY and FEEDS_REDIS_PREFIX are taken from the environment when set; every other
@@ -48,6 +50,7 @@ load_settings() {
   PG_URL=${FEEDS_CLUSTER_PG_URL:-postgresql://postgres@127.0.0.1:5432}
   PG_URL=${PG_URL%/}
   DB=${FEEDS_CLUSTER_DB:-feeds_cluster}
+  DB_ROLE=${FEEDS_CLUSTER_DB_ROLE:-feeds_cluster}
   REDIS_URL=${FEEDS_CLUSTER_REDIS_URL:-redis://127.0.0.1:6379/0}
   BIN=${FEEDS_CLUSTER_BIN:-$REPO_DIR/.venv/bin}
   NGINX=${FEEDS_CLUSTER_NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
@@ -60,7 +63,7 @@ load_settings() {
 # `start` writes the settings it used, so that `status`, `stop` and `env` find the same cluster.
 save_settings() {
   {
-    for name in LISTEN HTTP_PORT NODE_PORT PG_URL DB REDIS_URL BIN NGINX PUBLIC_URL ALLOWED_ORIGINS REDIS_PREFIX NODES; do
+    for name in LISTEN HTTP_PORT NODE_PORT PG_URL DB DB_ROLE REDIS_URL BIN NGINX PUBLIC_URL ALLOWED_ORIGINS REDIS_PREFIX NODES; do
       printf '%s=%q\n' "$name" "${!name}"
     done
   } >"$STATE"
@@ -87,7 +90,8 @@ secret_key() {
 
 # The settings every node and the notifier share (docs/configuration.md); FEEDS_PORT is per node.
 export_feeds_env() {
-  export FEEDS_DATABASE_URL="postgresql+asyncpg://${PG_URL#*://}/$DB"
+  local server=${PG_URL#*://}
+  export FEEDS_DATABASE_URL="postgresql+asyncpg://$DB_ROLE@${server##*@}/$DB"
   export FEEDS_REDIS_URL=$REDIS_URL
   export FEEDS_REDIS_PREFIX=$REDIS_PREFIX
   FEEDS_SECRET_KEY=$(secret_key)
@@ -235,9 +239,14 @@ ensure_postgres() {
     touch "$RUN_DIR/postgresql.started"
     for _ in $(seq 1 30); do pg_isready -q -h "$host" -p "$port" && break; sleep 1; done
   fi
+  if [ -z "$(psql "$PG_URL/postgres" -qtAc "SELECT 1 FROM pg_roles WHERE rolname = '$DB_ROLE'")" ]; then
+    psql "$PG_URL/postgres" -q -v ON_ERROR_STOP=1 \
+      -c "CREATE ROLE \"$DB_ROLE\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS" >/dev/null
+    say "created role $DB_ROLE"
+  fi
   if [ -z "$(psql "$PG_URL/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
-    psql "$PG_URL/postgres" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$DB\"" >/dev/null
-    say "created database $DB"
+    psql "$PG_URL/postgres" -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$DB\" OWNER \"$DB_ROLE\"" >/dev/null
+    say "created database $DB, owned by $DB_ROLE"
   fi
 }
 

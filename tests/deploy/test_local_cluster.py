@@ -182,6 +182,16 @@ async def test_cluster_behind_nginx_delivers_across_nodes_and_stops_cleanly(clus
     for i in range(2):
         assert (await node2.get(cluster.node_url(i) + "/readyz")).status_code == 200
 
+    # The nodes connect as the cluster's own role, which row-level security applies to.
+    pg_server = cluster.env["FEEDS_CLUSTER_PG_URL"]
+    roles = subprocess.run(
+        ["psql", f"{pg_server}/postgres", "-qtAc",
+         "SELECT DISTINCT r.rolname, r.rolsuper OR r.rolbypassrls FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid "
+         f"WHERE a.datname = '{cluster.env['FEEDS_CLUSTER_DB']}'"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert roles == ["feeds_cluster|f"], roles
+
     # Sign-up, sign-in, an org and an invitation, all through nginx; the cluster's notifier mails it.
     alice = await factory.sign_up(lb, factory.unique("Alice"))
     bob = await factory.sign_up(lb, factory.unique("Bob"))
@@ -298,6 +308,11 @@ def test_compose_file_matches_the_local_cluster(tmp_path: Path):
     nginx_conf = (DEPLOY / "nginx.conf").read_text()
     assert sorted(re.findall(r"server (feeds-\d+):8000 ", nginx_conf)) == nodes
     env = services[nodes[0]]["environment"]
+    # The processes connect as the role postgres-init.sh makes, never as the image's superuser.
+    assert "./postgres-init.sh:/docker-entrypoint-initdb.d/10-feeds-role.sh:ro" in services["postgres"]["volumes"]
+    assert env["FEEDS_DATABASE_URL"].startswith("postgresql+asyncpg://feeds:")
+    assert services["postgres"]["environment"]["POSTGRES_USER"] != "feeds"
+    assert "NOSUPERUSER" in (DEPLOY / "postgres-init.sh").read_text() and "NOBYPASSRLS" in (DEPLOY / "postgres-init.sh").read_text()
     nginx_ip = nginx["networks"]["feeds"]["ipv4_address"]
     assert env["FEEDS_TRUSTED_PROXIES"] == f"{nginx_ip}/32"
     script = SCRIPT.read_text()
