@@ -9,7 +9,10 @@ runs out another worker takes the same batch again (same batch, same Message-ID)
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from feeds_server import limits
 from feeds_server.store.models import EmailJob
 from feeds_server.store.scope import account_session
+
+log = logging.getLogger("feeds_server.notifier")
 
 
 @dataclass(frozen=True)
@@ -201,3 +206,54 @@ class SentLog:
                 continue
             for *_, future in items:
                 future.set_result(None)
+
+
+class Lease:
+    """Keeps a claim's jobs leased while its emails go out.
+
+    Renewed every third of the lease, so a worker that is slow (a slow mail server, a long claim
+    sent a few at a time) keeps its jobs and no other worker sends them too; a worker that dies
+    stops renewing, and its jobs are claimed again once the lease runs out. `held()` is False when
+    renewals have failed for so long that the lease may have passed to another worker: then no new
+    send starts (the jobs stay leased and are claimed again later).
+    """
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], job_ids: list[int], seconds: float, claimed_at: float
+    ) -> None:
+        self.sessions, self.clock, self.job_ids, self.seconds = sessions, clock, job_ids, seconds
+        self.valid_until = claimed_at + seconds  # monotonic: taken before the claim, so never late
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> "Lease":
+        self._task = asyncio.create_task(self._renew())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def held(self) -> bool:
+        """At least a third of the lease left: long enough for a send to start and finish."""
+        return time.monotonic() < self.valid_until - self.seconds / 3
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.seconds / 3)
+            started = time.monotonic()
+            stmt = (
+                update(EmailJob)
+                .where(EmailJob.id.in_(self.job_ids), EmailJob.status == "sending")
+                .values(lease_until=self.clock() + timedelta(seconds=self.seconds))
+            )
+            try:
+                async with account_session(self.sessions) as session:
+                    await session.execute(stmt)
+            except Exception:  # the database may be briefly away: held() stops new sends in time
+                log.warning("could not renew the lease of %d email jobs", len(self.job_ids), exc_info=True)
+                continue
+            self.valid_until = started + self.seconds

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
+
 import aiosmtplib
 from dataclasses import replace
 from email.message import Message
@@ -45,11 +47,15 @@ async def run(services: Services, burst: bool = False, stop: asyncio.Event | Non
     sent_log = outbox.SentLog(services.sessions)
     sent = 0
     while stop is None or not stop.is_set():
+        claimed_at = time.monotonic()
         batches = await outbox.claim(services.sessions, services.clock(), lease_seconds, max_batches=CLAIM_BATCHES)
-        # Batches of one claim go out concurrently: each is one recipient, independent of the others.
-        composed = await _compose_all(services, batches) if batches else []
-        sent += sum(await asyncio.gather(*(_process(services, b, c, sent_log) for b, c in zip(batches, composed))))
-        if not batches:
+        if batches:
+            job_ids = [j for b in batches for j in b.job_ids]
+            async with outbox.Lease(services.sessions, services.clock, job_ids, lease_seconds, claimed_at) as lease:
+                # Batches of one claim go out concurrently: each is one recipient, independent of the others.
+                composed = await _compose_all(services, batches)
+                sent += sum(await asyncio.gather(*(_process(services, b, c, sent_log, lease) for b, c in zip(batches, composed))))
+        else:
             if burst:
                 return sent
             await _sleep(POLL_SECONDS, stop)
@@ -67,7 +73,11 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
 
 
 async def _process(
-    services: Services, batch: outbox.Batch, composed: tuple[Message | None, list[int], list[int]] | Exception, sent_log: outbox.SentLog
+    services: Services,
+    batch: outbox.Batch,
+    composed: tuple[Message | None, list[int], list[int]] | Exception,
+    sent_log: outbox.SentLog,
+    lease: outbox.Lease,
 ) -> int:
     now = services.clock()
     if isinstance(composed, Exception):  # a rendering bug must not wedge the outbox
@@ -78,6 +88,9 @@ async def _process(
     if skip:
         await outbox.mark(services.sessions, skip, "skipped", now)
     if message is None:
+        return 0
+    if not lease.held():  # another worker may have these jobs by now: let it send them
+        log.warning("lease of batch %s ran out before sending; it will be claimed again", batch.batch_id)
         return 0
     try:
         await send(services.mailer, message)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -211,3 +213,29 @@ async def test_invitation_emails_go_through_the_worker(client, smtp, smtp_servic
     await worker.run(smtp_services, burst=True)
     [mail] = smtp.recorder.messages
     assert mail["To"] == "new.person@example.com" and "/invitation/fsi_" in mail.get_body(preferencelist=("plain",)).get_content()
+
+
+async def test_a_send_slower_than_the_lease_is_not_taken_over_by_another_worker(team, smtp, smtp_services):
+    """F-NOTIF-3: a live worker renews its lease while its emails go out, so a second worker never
+    sends them too, however slow the mail server; it only takes over from a worker that died
+    (tests/notify/test_worker_crash.py)."""
+    owner, ann, bob, cid, org = team
+    for person in (bob, cid):
+        await person.patch(f"/api/v1/orgs/{org['slug']}/notification-settings", json={"batch_window_seconds": 0})
+    for i in range(3):
+        await post(ann, org, f"{i} @[user:{bob.id}] @[user:{cid.id}]")
+    smtp_services.settings = replace(smtp_services.settings, notifier_lease_seconds=1.0)
+    smtp.recorder.hold = threading.Event()  # DATA waits: the first worker's sends outlast its lease
+    first = asyncio.create_task(worker.run(smtp_services, burst=True))
+    while smtp.recorder.in_data == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(1.5)  # past the lease the first worker was given at its claim
+    second = asyncio.create_task(worker.run(smtp_services, burst=True))
+    await asyncio.sleep(0.3)
+    smtp.recorder.hold.set()
+    await asyncio.gather(first, second)
+    ids = [m["Message-ID"] for m in smtp.recorder.messages]
+    assert len(ids) == len(set(ids)) == 2
+    async with account_session(smtp_services.sessions) as s:
+        statuses = set((await s.execute(select(EmailJob.status).where(EmailJob.kind == "mention"))).scalars())
+    assert statuses == {"sent"}
