@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from feeds_server.api.dispatch import build_route, error_response, json_response
 from feeds_server.api.openapi import build_openapi
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await limiter.close()
             await services.close()
 
-    app = Starlette(
+    app = _App(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
@@ -110,6 +112,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.draining = False
     app.state.endpoints = endpoints
     return app
+
+
+class _App(Starlette):
+    """Starlette, with the WebSocket endpoint called directly: a reconnecting crowd skips the
+    middleware and the route table (it needs neither), which is a good share of a connect's cost."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == WS_PATH:
+            scope["app"] = self
+            await websocket_endpoint(WebSocket(scope, receive, send))
+            return
+        await super().__call__(scope, receive, send)
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -15,25 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from feeds_server import __version__, metrics
 from feeds_server.domain import network
-from feeds_server.domain import permissions as perms
 from feeds_server.realtime import conn_tokens
 from feeds_server.realtime import protocol as proto
+from feeds_server.realtime.admission import Admitted
 from feeds_server.realtime.hub import Connection, Hub, RecoverRequests
 from feeds_server.realtime.wire import EXTENSION as WIRE
 from feeds_server.realtime.wire import WireProtocol, text_frame
 from feeds_server.services import Services
-from feeds_server.store.models import AuthToken, Membership, Profile
-from feeds_server.store.scope import org_on
 
 log = logging.getLogger("feeds_server.realtime")
 
@@ -162,12 +160,12 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
         return None
     peer = ws.client.host if ws.client else None
     address = network.client_address(peer, ws.headers.get("x-forwarded-for"), services.settings.trusted_proxies)
-    member = await _member(services, hub, claims, address)
+    member = await _member(hub, claims, address)
     if member is None:
         await _close(ws, proto.DISCONNECT_INVALID_TOKEN)
         return None
-    role_id, profile_id = member
-    conn = Connection(uuid.uuid4().hex, claims.user_id, claims.org_id, claims.auth_token_id, profile_id, role_id)
+    conn = Connection(_client_id(), claims.user_id, claims.org_id, claims.auth_token_id, member.profile_id, member.role_id)
+    conn.checked_at = member.checked_at
     conn.sink = _Socket(ws, conn)
     recover_requests = _recover_requests(cmd.params.get("subs"))
     settings = services.settings
@@ -196,35 +194,23 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     return conn
 
 
-# Built once: building a statement costs more than running it.
-_MEMBER = (
-    select(AuthToken.revoked_at, AuthToken.expires_at, Membership.role_id, Membership.profile_id,
-           Membership.is_super_admin, Profile.permissions)
-    .join(Membership, Membership.user_id == AuthToken.user_id)
-    .join(Profile, Profile.id == Membership.profile_id)
-    .where(AuthToken.id == bindparam("auth_id"), AuthToken.user_id == bindparam("user_id"),
-           Membership.org_id == bindparam("org_id"), Profile.org_id == bindparam("org_id"))
-)
+# Client ids: unique across nodes and restarts (a random prefix per process), cheap per connect.
+_ids = itertools.count(1)
+_ID_PREFIX = uuid.uuid4().hex[:16]
 
 
-async def _member(services: Services, hub: Hub, claims: conn_tokens.ConnectionClaims, address: str | None) -> tuple[int | None, int] | None:
-    """(role, profile) of a live sign-in of a member with the Feeds tab, from an allowed address
-    (F-SEC-4), else None. One query; the allow-list comes from the hub's copy of the org."""
+def _client_id() -> str:
+    return f"{_ID_PREFIX}{next(_ids):016x}"
+
+
+async def _member(hub: Hub, claims: conn_tokens.ConnectionClaims, address: str | None) -> Admitted | None:
+    """A live sign-in of a member with the Feeds tab, from an allowed address (F-SEC-4), else None.
+    The allow-list comes from the hub's copy of the org; the sign-in is read together with those of
+    the other connects arriving at the same moment (`admission.py`)."""
     allowlist = await hub.ip_allowlist(claims.org_id)
     if allowlist is None or not network.allowed(address, allowlist):
         return None
-    # One read outside a transaction (the org named in the query): no BEGIN and COMMIT round trips
-    # for each client of a reconnecting crowd.
-    params = {"auth_id": claims.auth_token_id, "user_id": claims.user_id, "org_id": claims.org_id}
-    async with services.engine.connect() as db:
-        await db.execution_options(isolation_level="AUTOCOMMIT")
-        await org_on(db, claims.org_id)
-        row = (await db.execute(_MEMBER, params)).first()
-    if row is None or row.revoked_at is not None or row.expires_at <= services.clock():
-        return None
-    if perms.FEEDS_TAB not in perms.effective_permissions(row.permissions, row.is_super_admin):
-        return None
-    return row.role_id, row.profile_id
+    return await hub.admissions.check(claims.org_id, claims.user_id, claims.auth_token_id)
 
 
 def _recover_requests(subs: Any) -> RecoverRequests:

@@ -26,6 +26,7 @@ from feeds_server.metrics import DELIVERIES, DELIVERY_LATENCY, RECOVERED, RECOVE
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import OrgGraph
 from feeds_server.realtime import protocol as proto
+from feeds_server.realtime.admission import Admissions
 from feeds_server.realtime.broker import Broker
 from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
 from feeds_server.services import Services
@@ -37,6 +38,10 @@ from feeds_server.store.scope import org_session
 log = logging.getLogger("feeds_server.realtime.hub")
 
 TAIL_POLL_SECONDS = 1.0
+# A gap the poller sees may be a commit whose publisher is about to deliver it: wait this long
+# before reading it from the database, so the live path is not held behind that read.
+TAIL_GRACE_SECONDS = 0.05
+REVOCATIONS_KEPT_SECONDS = 60.0
 PRUNE_EVERY_SECONDS = 3600.0
 
 
@@ -100,6 +105,7 @@ class Connection:
     last_pong: float = field(default_factory=time.monotonic)
     ping_slot: int = -1
     queued_at: float = 0.0  # when the oldest frame in `outbox` was queued
+    checked_at: float = 0.0  # time.monotonic() when its sign-in was read from the database
 
     def push(self, frame: bytes) -> None:
         if self.close_request is not None:
@@ -222,6 +228,11 @@ class Hub:
         self._outgoing: asyncio.Queue[tuple[int | None, bytes]] = asyncio.Queue(maxsize=100_000)
         self._tasks: list[asyncio.Task[None]] = []
         self.pinger = Pinger(services.settings.ws_ping_interval, services.settings.ws_pong_timeout)
+        self.admissions = Admissions(services)
+        # Control messages of the last minute, by what they revoke, with when they arrived: a
+        # connect whose database check started before one of them is closed on joining.
+        self._revoked: dict[tuple[Any, ...], float] = {}
+        self._allowlist_reads: dict[int, asyncio.Future[list[str] | None]] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -237,6 +248,7 @@ class Hub:
         for room in list(self.rooms.values()):
             for conn in list(room.connections):
                 conn.request_close(disconnect)
+        await self.admissions.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -294,6 +306,12 @@ class Hub:
 
     def _on_control(self, message: dict[str, Any]) -> None:
         kind = message.get("control")
+        key = _revocation_key(message)
+        if key is not None:
+            now = time.monotonic()
+            self._revoked[key] = now
+            if len(self._revoked) > 1000 or next(iter(self._revoked.values())) < now - REVOCATIONS_KEPT_SECONDS:
+                self._revoked = {k: t for k, t in self._revoked.items() if t >= now - REVOCATIONS_KEPT_SECONDS}
         for room in list(self.rooms.values()):
             for conn in list(room.connections):
                 if kind == "auth_revoked" and conn.auth_token_id == message.get("auth_token_id"):
@@ -325,6 +343,8 @@ class Hub:
             return
         async with self.services.sessions() as session:
             rows = (await session.execute(select(Org.id, Org.event_seq).where(Org.id.in_(list(self.rooms))))).all()
+        if any(org_id in self.rooms and top > self.rooms[org_id].last_seq for org_id, top in rows):
+            await asyncio.sleep(TAIL_GRACE_SECONDS)
         for org_id, top in rows:
             room = self.rooms.get(org_id)
             if room is not None and top > room.last_seq:
@@ -439,13 +459,34 @@ class Hub:
         connections on this node, so that a reconnecting crowd does not read it once each."""
         room = self.rooms.get(org_id)
         if room is None:
-            async with self.services.sessions() as session:
-                row = (await session.execute(select(Org.ip_allowlist).where(Org.id == org_id))).first()
-            return None if row is None else list(row[0] or [])
+            # One read for every connect of a crowd arriving before the org's room exists.
+            reading = self._allowlist_reads.get(org_id)
+            if reading is None:
+                reading = asyncio.ensure_future(self._read_allowlist(org_id))
+                self._allowlist_reads[org_id] = reading
+                reading.add_done_callback(lambda _: self._allowlist_reads.pop(org_id, None))
+            return await asyncio.shield(reading)
         if room.graph is None:
             async with room.lock:
                 await self._org_facts(room)
         return room.ip_allowlist
+
+    async def _read_allowlist(self, org_id: int) -> list[str] | None:
+        async with self.services.sessions() as session:
+            row = (await session.execute(select(Org.ip_allowlist).where(Org.id == org_id))).first()
+        return None if row is None else list(row[0] or [])
+
+    def revoked_since(self, conn: Connection) -> proto.Disconnect | None:
+        """The disconnect for a revocation that arrived after the connection's sign-in was read."""
+        if not self._revoked:
+            return None
+        for key, disconnect in ((("auth", conn.auth_token_id), proto.DISCONNECT_INVALID_TOKEN),
+                                (("user", conn.user_id, conn.org_id), proto.DISCONNECT_FORCE_NO_RECONNECT),
+                                (("org", conn.org_id), proto.DISCONNECT_FORCE_NO_RECONNECT)):
+            at = self._revoked.get(key)
+            if at is not None and at >= conn.checked_at:
+                return disconnect
+        return None
 
     async def connect(self, conn: Connection, recover_requests: RecoverRequests, make_reply: MakeReply) -> None:
         """Subscribe a connection to what its user may see, recover what it asked for, and queue
@@ -470,6 +511,9 @@ class Hub:
                     continue  # the org's last connection left meanwhile and closed this room: join the open one
                 conn.held = {}
                 room.add(conn, channels)
+                revoked = self.revoked_since(conn)
+                if revoked is not None:
+                    conn.request_close(revoked)
                 top = room.last_seq
                 epoch, hidden = room.epoch, list(room.disabled_modules)
             break
@@ -498,6 +542,17 @@ class Hub:
             if not room.connections:
                 del self.rooms[conn.org_id]
                 await self.broker.unsubscribe(conn.org_id)
+
+
+def _revocation_key(message: dict[str, Any]) -> tuple[Any, ...] | None:
+    kind = message.get("control")
+    if kind == "auth_revoked":
+        return ("auth", message.get("auth_token_id"))
+    if kind == "user_removed":
+        return ("user", message.get("user_id"), message.get("org_id"))
+    if kind == "org_deleted":
+        return ("org", message.get("org_id"))
+    return None
 
 
 def _position(epoch: str, top: int) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""Who may connect: the sign-in, membership, profile and Feeds tab behind connection tokens, read
+for many connects at once.
+
+When a crowd reconnects (a node restart, a network blip), thousands of `connect` commands arrive
+within seconds, most for the same org. Each waits here at most `WINDOW` seconds for the others of
+its org; then one query reads every sign-in of the batch. Every connect is still checked against
+the database, at a moment after it arrived. A revocation committed after that moment reaches the
+node as a control message; the hub closes a connection whose check predates such a message
+(`Hub.revoked_since`), so the short wait opens no gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select
+
+from feeds_server.domain import permissions as perms
+from feeds_server.services import Services
+from feeds_server.store.models import AuthToken, Membership, Profile
+from feeds_server.store.scope import org_on
+
+WINDOW = 0.002  # seconds a connect waits for others of its org
+BATCH_MAX = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    role_id: int | None
+    profile_id: int
+    checked_at: float  # time.monotonic() when the database read started
+
+
+# Built once: building a statement costs more than running it.
+_MEMBERS = (
+    select(AuthToken.id, AuthToken.user_id, AuthToken.revoked_at, AuthToken.expires_at, Membership.role_id,
+           Membership.profile_id, Membership.is_super_admin, Profile.permissions)
+    .join(Membership, Membership.user_id == AuthToken.user_id)
+    .join(Profile, Profile.id == Membership.profile_id)
+    .where(AuthToken.id.in_(bindparam("auth_ids", expanding=True)),
+           Membership.org_id == bindparam("org_id"), Profile.org_id == bindparam("org_id"))
+)
+
+
+@dataclass(eq=False)
+class _Batch:
+    waiting: list[tuple[int, int, asyncio.Future[Admitted | None]]] = field(default_factory=list)
+
+
+class Admissions:
+    """Batches the connect checks of one node, per org."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._open: dict[int, _Batch] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def check(self, org_id: int, user_id: int, auth_token_id: int) -> Admitted | None:
+        """(role, profile) of a live sign-in of a member of the org with the Feeds tab, else None."""
+        loop = asyncio.get_running_loop()
+        batch = self._open.get(org_id)
+        if batch is None:
+            batch = self._open[org_id] = _Batch()
+            loop.call_later(WINDOW, self._close, org_id, batch)
+        done: asyncio.Future[Admitted | None] = loop.create_future()
+        batch.waiting.append((user_id, auth_token_id, done))
+        if len(batch.waiting) >= BATCH_MAX:
+            self._close(org_id, batch)
+        return await done
+
+    def _close(self, org_id: int, batch: _Batch) -> None:
+        if self._open.get(org_id) is not batch:
+            return  # already closed when full
+        del self._open[org_id]
+        task = asyncio.get_running_loop().create_task(self._read(org_id, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, org_id: int, batch: _Batch) -> None:
+        checked_at = time.monotonic()
+        try:
+            params = {"auth_ids": sorted({auth for _, auth, _ in batch.waiting}), "org_id": org_id}
+            # Outside a transaction (the org named on the connection): no BEGIN and COMMIT round trips.
+            async with self.services.engine.connect() as db:
+                await db.execution_options(isolation_level="AUTOCOMMIT")
+                await org_on(db, org_id)
+                rows = {r.id: r for r in (await db.execute(_MEMBERS, params)).all()}
+        except BaseException as exc:
+            for _, _, done in batch.waiting:
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception) else ConnectionError("admission read cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        now = self.services.clock()
+        for user_id, auth_id, done in batch.waiting:
+            if not done.done():
+                done.set_result(_admitted(rows.get(auth_id), user_id, now, checked_at))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+def _admitted(row: Any, user_id: int, now: Any, checked_at: float) -> Admitted | None:
+    if row is None or row.user_id != user_id or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if perms.FEEDS_TAB not in perms.effective_permissions(row.permissions, row.is_super_admin):
+        return None
+    return Admitted(row.role_id, row.profile_id, checked_at)
