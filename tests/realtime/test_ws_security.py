@@ -184,3 +184,18 @@ async def test_joining_a_group_subscribes_live_and_group_posts_arrive(node, sett
     pubs = [m["push"] for m in seen if "pub" in m.get("push", {}) and m["push"]["pub"]["data"]["type"] == "post.created"]
     assert pubs[0]["channel"] == f"g:{gid}"
     await ws.close()
+
+
+async def test_connects_arriving_together_are_each_checked(node, settings, services):
+    """Connect checks of one org are read in one batch; each still gets its own answer."""
+    alice, bob, org = await _member_pair(node, settings, services)
+    good = [await connection_token(alice, org["slug"]), await connection_token(bob, org["slug"])]
+    signed_out = await actor_on(node.url, factory.unique("Carol"))
+    await factory.invite_and_join(alice, org["slug"], signed_out, settings.mail_dir, services)
+    dead = await connection_token(signed_out, org["slug"])
+    assert (await signed_out.post("/api/v1/auth/signout")).status_code == 204
+    sockets = await asyncio.gather(*(_connect(node, t) for t in [*good, dead, *good]))
+    for ws in [sockets[0], sockets[1], sockets[3], sockets[4]]:
+        assert '"connect"' in await asyncio.wait_for(ws.recv(), 3)
+        await ws.close()
+    assert await _close_code(sockets[2]) == 3500

@@ -36,3 +36,21 @@ def test_publications_are_held_while_connecting_and_not_repeated_after_recovery(
 
 def test_queued_frames_are_coalesced_into_one_frame():
     assert proto.join_frames([b'{"a":1}', b'{"b":2}']) == b'{"a":1}\n{"b":2}'
+
+
+def test_a_revocation_that_arrived_after_the_sign_in_was_read_closes_the_connection():
+    from types import SimpleNamespace
+
+    from feeds_server.realtime.hub import Hub
+
+    hub = Hub(SimpleNamespace(settings=SimpleNamespace(ws_ping_interval=25.0, ws_pong_timeout=10.0)), None)  # type: ignore[arg-type]
+    conn = _conn()
+    conn.checked_at = 0.0
+    hub._on_control({"control": "auth_revoked", "auth_token_id": 1})
+    assert hub.revoked_since(conn) == proto.DISCONNECT_INVALID_TOKEN
+    conn.checked_at = float("inf")  # read after the revocation: the database answered for it
+    assert hub.revoked_since(conn) is None
+    other = Connection("c2", user_id=2, org_id=1, auth_token_id=2, profile_id=1, role_id=None)
+    assert hub.revoked_since(other) is None
+    hub._on_control({"control": "user_removed", "user_id": 2, "org_id": 1})
+    assert hub.revoked_since(other) == proto.DISCONNECT_FORCE_NO_RECONNECT
