@@ -48,6 +48,7 @@ class Stats:
     def reset(self) -> None:
         self.pubs = 0
         self.hist: Counter[int] = Counter()
+        self.heads: dict[int, int] = {}  # publish time -> this process's first receive of that event
         self.first_ns = 0
         self.last_ns = 0
         self.max_line = 0
@@ -116,7 +117,10 @@ class Client(asyncio.Protocol):
                     st.max_line = len(line)
                 m = TS.search(line)
                 if m:
-                    st.hist[(now - int(m.group(1))) // BUCKET_NS] += 1
+                    sent = int(m.group(1))
+                    st.hist[(now - sent) // BUCKET_NS] += 1
+                    if sent not in st.heads:
+                        st.heads[sent] = now
                 if not st.first_ns:
                     st.first_ns = now
                 st.last_ns = now
@@ -208,7 +212,8 @@ async def close_all(timeout: float) -> dict[str, Any]:
 def stats() -> dict[str, Any]:
     st = STATS
     return {
-        "pubs": st.pubs, "hist": {str(k): v for k, v in st.hist.items()}, "first_ns": st.first_ns, "last_ns": st.last_ns,
+        "pubs": st.pubs, "hist": {str(k): v for k, v in st.hist.items()},
+        "heads": {str(k): v for k, v in st.heads.items()}, "first_ns": st.first_ns, "last_ns": st.last_ns,
         "max_line": st.max_line, "pings": st.pings, "open": st.open, "closed_by_server": {str(k): v for k, v in st.closed_by_server.items()},
     }
 

@@ -125,7 +125,7 @@ class Connection:
     def push_publication(self, channel: str, offset: int, frame: bytes) -> None:
         if self.held is not None:
             self.held.setdefault(channel, []).append((offset, frame))
-        elif offset > self.floor.get(channel, 0):
+        elif not self.floor or offset > self.floor.get(channel, 0):
             self.push(frame)
 
     def request_close(self, disconnect: proto.Disconnect) -> None:

@@ -35,17 +35,31 @@ def text_frame(payload: bytes) -> bytes:
 class WireProtocol(WebSocketsSansIOProtocol):
     """uvicorn's `websockets-sansio` protocol that also writes ready-made frames without waiting."""
 
+    # The fan-out asks every socket "can you take this now?": plain attributes answer it faster
+    # than the `writable` event and the protocol's properties.
+    paused = False  # the transport's buffer is above its high-water mark
+    plain = True  # no extension (compression) negotiated: a shared frame is valid as is
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        super().resume_writing()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
+        self.plain = not self.conn.extensions
         scope = getattr(self, "scope", None)
         if scope is not None:
             scope["extensions"][EXTENSION] = self
 
     def write_frame(self, frame: bytes) -> bool:
         """Write a frame made by `text_frame` if the socket takes it now; False: send it through ASGI."""
-        if self.close_sent or self.disconnected or not self.writable.is_set():
+        if self.close_sent or self.disconnected or self.paused or not self.plain:
             return False
-        if self.conn.state is not State.OPEN or self.conn.extensions or self.transport.is_closing():
+        if self.conn.state is not State.OPEN or self.transport.is_closing():
             return False
         self.transport.write(frame)
         return True
