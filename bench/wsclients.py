@@ -60,12 +60,13 @@ STATS = Stats()
 
 
 class Client(asyncio.Protocol):
-    __slots__ = ("ws", "tr", "connect_cmd", "state", "ready", "started")
+    __slots__ = ("ws", "tr", "connect_cmd", "state", "ready", "started", "closing")
 
     def __init__(self, url: str, token: str, ready: asyncio.Future[bool]) -> None:
         self.ws = ClientProtocol(parse_uri(url), max_size=2**22)
         self.tr: asyncio.Transport | None = None
         self.connect_cmd = json.dumps({"id": 1, "connect": {"token": token}}).encode()
+        self.closing = False
         self.state = 0  # 0 upgrading, 1 waiting for the connect reply, 2 connected, 3 gone
         self.ready = ready
         self.started = time.monotonic()
@@ -101,7 +102,8 @@ class Client(asyncio.Protocol):
                 self._text(ev.data, now)
             elif ev.opcode is Opcode.CLOSE:
                 code = int.from_bytes(ev.data[:2], "big") if len(ev.data) >= 2 else 1005
-                STATS.closed_by_server[code] += 1
+                if not self.closing:
+                    STATS.closed_by_server[code] += 1
         self._flush()
 
     def _text(self, data: bytes, now: int) -> None:
@@ -143,6 +145,7 @@ class Client(asyncio.Protocol):
 
     def close(self) -> None:
         if self.state == 2 and self.tr is not None and not self.tr.is_closing():
+            self.closing = True  # the server's answering close frame is not one of its own
             self.ws.send_close(1000)
             self._flush()
         elif self.tr is not None:
