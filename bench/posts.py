@@ -108,6 +108,14 @@ def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen[bytes] | None:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def profile_dir(data_dir: Path) -> Path:
+    """Where py-spy's raw stacks go: FEEDS_BENCH_PROFILE_DIR to keep them, else the scratch folder."""
+    kept = os.environ.get("FEEDS_BENCH_PROFILE_DIR")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+    return Path(kept) if kept else data_dir
+
+
 def _package(filename: str) -> str:
     """py-spy names files relative to their sys.path entry: the first component is the package."""
     filename = filename.split("site-packages/")[-1]
@@ -165,12 +173,12 @@ async def posts_phase(db: str, data_dir: Path, members: list[h.Member], workers:
         reqs = post_requests(members)
         dur = 4 if quick else 10
         await loadgen({"mode": "closed", "ports": ports, "concurrency": 16, "duration": 2, "requests": reqs})  # warm-up
-        spy = py_spy(nodes[0].pid, dur, data_dir / f"posts-w{workers}.txt") if profile else None
+        spy = py_spy(nodes[0].pid, dur, profile_dir(data_dir) / f"posts-w{workers}.txt") if profile else None
         closed = await measured(nodes, {"mode": "closed", "ports": ports, "concurrency": MAX_CONNECTIONS, "duration": dur, "requests": reqs})
         if spy is not None:
             spy.wait(60)
             print(f"\n-- py-spy of node 0 during the max-throughput run ({workers} worker(s)):")
-            print(summarize_profile(data_dir / f"posts-w{workers}.txt"))
+            print(summarize_profile(profile_dir(data_dir) / f"posts-w{workers}.txt"))
         await asyncio.sleep(1)
         opened = await measured(nodes, {"mode": "open", "ports": ports, "rate": OFFERED, "duration": dur, "pool": 64, "requests": reqs})
         await asyncio.sleep(1)
@@ -243,7 +251,7 @@ def fmt(x: float, nd: int = 1) -> str:
     return f"{x:,.{nd}f}"
 
 
-def report(phases: list[dict[str, Any]], feed: dict[str, Any]) -> None:
+def report(phases: list[dict[str, Any]], feed: dict[str, Any] | None) -> None:
     print("\n## Posts through the HTTP API (one org, 8 authors, PostgreSQL)")
     rows = []
     for ph in phases:
@@ -262,6 +270,12 @@ def report(phases: list[dict[str, Any]], feed: dict[str, Any]) -> None:
     print("\nAt half the maximum rate (open loop), what latency a node gives when it is not saturated:")
     print(h.table([[str(ph["workers"]), fmt(ph["half_rate"], 0), fmt(ph["half"]["rate"], 0), fmt(ph["half"]["p50"]), fmt(ph["half"]["p99"])] for ph in phases],
                   ["server procs", "offered posts/s", "achieved", "p50 ms", "p99 ms"]))
+    if feed is not None:
+        report_feed(feed)
+    report_targets(phases, feed)
+
+
+def report_feed(feed: dict[str, Any]) -> None:
     print("\n## Feed page reads, org with " + fmt(feed["items"], 0) + f" items in the `org` channel (loaded in {feed['load_seconds']:.0f} s)")
     frows = []
     for name in ("first page", "deep page (cursor at the middle)"):
@@ -269,7 +283,9 @@ def report(phases: list[dict[str, Any]], feed: dict[str, Any]) -> None:
         frows.append([name, fmt(s["p50"]), fmt(s["p99"]), fmt(s["rate"], 0), fmt(p["rate"], 0), fmt(p["p99"]),
                       f"{1000 * s['cpu_server'] / max(s['done'], 1):.2f} / {1000 * s['cpu_pg'] / max(s['done'], 1):.2f}"])
     print(h.table(frows, ["page", "p50 ms (1 conn)", "p99 ms (1 conn)", "pages/s (1 conn)", "pages/s (8 conns)", "p99 ms (8 conns)", "CPU ms/page server / PG"]))
-    feed_p99 = max(feed[name]["sequential"]["p99"] for name in ("first page", "deep page (cursor at the middle)"))
+
+
+def report_targets(phases: list[dict[str, Any]], feed: dict[str, Any] | None) -> None:
     print("\n## Against the targets")
     rows = []
     if phases:
@@ -281,10 +297,10 @@ def report(phases: list[dict[str, Any]], feed: dict[str, Any]) -> None:
             ["p99 at 1,000 posts/s", f"<= {TARGET_P99_MS:.0f} ms", fmt(best_lat["open"]["p99"]) + f" ms ({best_lat['workers']} procs)",
              f"{TARGET_P99_MS / best_lat['open']['p99']:.2f}", h.verdict(TARGET_P99_MS / best_lat["open"]["p99"])],
         ]
-    rows += [
-        ["feed page p99 (worst of first/deep, 1 conn)", f"<= {TARGET_FEED_P99_MS:.0f} ms", fmt(feed_p99) + " ms",
-         f"{TARGET_FEED_P99_MS / feed_p99:.2f}", h.verdict(TARGET_FEED_P99_MS / feed_p99)],
-    ]
+    if feed is not None:
+        feed_p99 = max(feed[name]["sequential"]["p99"] for name in ("first page", "deep page (cursor at the middle)"))
+        rows += [["feed page p99 (worst of first/deep, 1 conn)", f"<= {TARGET_FEED_P99_MS:.0f} ms", fmt(feed_p99) + " ms",
+                  f"{TARGET_FEED_P99_MS / feed_p99:.2f}", h.verdict(TARGET_FEED_P99_MS / feed_p99)]]
     print(h.table(rows, ["figure", "target", "measured", "ratio (>= 1 meets)", "verdict"]))
 
 
@@ -295,6 +311,7 @@ async def main() -> None:
     parser.add_argument("--items", type=int, default=None, help="feed items to load (default 1,000,000; 100,000 quick)")
     parser.add_argument("--profile", action="store_true", help="py-spy node 0 during each max-throughput run")
     parser.add_argument("--feed-only", action="store_true", help="only the feed page reads")
+    parser.add_argument("--posts-only", action="store_true", help="only the posts (no feed page reads)")
     args = parser.parse_args()
     h.raise_nofile()
     workers = [int(x) for x in (args.workers or ("1,2" if args.quick else "1,2,3")).split(",")]
@@ -316,7 +333,7 @@ async def main() -> None:
                   f"PostgreSQL {c['cpu_pg'] / c['wall']:.2f}, load generator {c.get('cpu_self', 0) / c['wall']:.2f}, other processes "
                   f"{c['cpu_other'] / c['wall']:.2f} cores; load average {c['load']:.1f}", flush=True)
             phases.append(ph)
-        feed = await feed_phase(db, data_dir, members, n_items, args.quick, args.profile)
+        feed = None if args.posts_only else await feed_phase(db, data_dir, members, n_items, args.quick, args.profile)
         report(phases, feed)
         for log in sorted(data_dir.glob("*.log")):
             text = log.read_text(errors="replace")

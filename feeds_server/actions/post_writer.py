@@ -5,21 +5,29 @@ for nobody: a batch is whatever queued while the previous one was being written.
 saves, per post, a transaction, a round of inserts and a turn on the org's event-sequence row lock,
 which is what limits how many posts one org can take per second. If a batch fails, its posts are
 written one by one, so one bad post fails alone.
+
+On PostgreSQL, posts without mentions or files (nearly all of them) are written on the driver
+connection in one statement with their events (store/post_rows.py); the others, and every post on
+SQLite, through the ORM (actions/posts.py `write_posts`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from feeds_server import limits
 from feeds_server.actions.posts import NewPost, write_posts
-from feeds_server.store import idempotency
-from feeds_server.store.events import take_committed_events
-from feeds_server.store.scope import set_org
+from feeds_server.actions.views import post_views
+from feeds_server.store import idempotency, post_rows
+from feeds_server.store.base import utcnow
+from feeds_server.store.driver import driver_connection, plain_instance
+from feeds_server.store.events import NewEvent, take_committed_events
+from feeds_server.store.models import Post
+from feeds_server.store.scope import driver_sees_org, set_org
 
 if TYPE_CHECKING:
     from feeds_server.services import Services
@@ -45,6 +53,9 @@ class _Pending:
     done: asyncio.Future[dict[str, Any]]
 
 
+_Commit = Callable[[int, list[_Pending]], Awaitable[None]]
+
+
 class PostWriter:
     """One per process; a queue and a writing task per org while it has posts to write."""
 
@@ -63,22 +74,13 @@ class PostWriter:
 
     async def _drain(self, org_id: int) -> None:
         queue = self._queues[org_id]
+        batch: list[_Pending] = []
         try:
             while queue:
                 batch = queue[: limits.POST_BATCH_MAX]
                 del queue[: len(batch)]
-                try:
-                    await self._commit(org_id, batch)
-                except Exception as exc:
-                    if len(batch) == 1:
-                        _fail(batch[0], exc)
-                        continue
-                    log.info("a batch of %d posts failed; writing them one by one", len(batch), exc_info=True)
-                    for one in batch:
-                        try:
-                            await self._commit(org_id, [one])
-                        except Exception as one_exc:  # this post's own failure, for its own request
-                            _fail(one, one_exc)
+                for commit, part in self._parts(batch):
+                    await self._commit_or_split(commit, org_id, part)
         except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
             for pending in [*batch, *queue]:
                 _fail(pending, exc)
@@ -88,7 +90,73 @@ class PostWriter:
             del self._tasks[org_id]
             self._queues.pop(org_id, None)
 
-    async def _commit(self, org_id: int, batch: list[_Pending]) -> None:
+    def _parts(self, batch: list[_Pending]) -> list[tuple[_Commit, list[_Pending]]]:
+        """The transactions that write a batch: on PostgreSQL, one on the driver path for the posts
+        without mentions or files, one through the ORM for the others; on SQLite, one."""
+        if self.services.settings.is_sqlite:
+            return [(self._commit_orm, batch)]
+        plain = [p for p in batch if _plain(p.item)]
+        other = [p for p in batch if not _plain(p.item)]
+        return [(commit, part) for commit, part in ((self._commit_direct, plain), (self._commit_orm, other)) if part]
+
+    async def _commit_or_split(self, commit: _Commit, org_id: int, batch: list[_Pending]) -> None:
+        try:
+            await commit(org_id, batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            log.info("a batch of %d posts failed; writing them one by one", len(batch), exc_info=True)
+            for one in batch:
+                try:
+                    await commit(org_id, [one])
+                except Exception as one_exc:  # this post's own failure, for its own request
+                    _fail(one, one_exc)
+
+    async def _commit_direct(self, org_id: int, batch: list[_Pending]) -> None:
+        """Posts without mentions or files: two statements on the driver connection (PostgreSQL)."""
+        items = [p.item for p in batch]
+        async with driver_connection(self.services.engine) as raw:
+            driver = raw.driver_connection
+            await driver_sees_org(raw, org_id)
+            ids = await post_rows.next_post_ids(driver, len(items))
+            views = await self._views(org_id, ids, items)
+            rows = [post_rows.PostRow(pid, i.kind, i.author_id, i.body, i.group_id, i.recipient_id, sorted(i.channels), i.now)
+                    for pid, i in zip(ids, items)]
+            now = utcnow()
+            events = [NewEvent(org_id, "post.created", {"post": view}, i.author_id, sorted(i.channels), now) for i, view in zip(items, views)]
+            keys = []
+            for pending, view in zip(batch, views):
+                r = pending.remember
+                if r is not None:
+                    status, body = r.render(view)
+                    keys.append(post_rows.KeyRow(r.user_id, r.key, r.fingerprint, status, body, pending.item.now))
+            await write_new_posts(driver, org_id, rows, keys, events)
+        await self._publish(events)
+        _deliver(batch, views)
+
+    async def _views(self, org_id: int, ids: list[int], items: list[NewPost]) -> list[dict[str, Any]]:
+        """The posts as the API renders them. The authors' names came with the requests; a session
+        is opened only to read a group's or a recipient's name."""
+        posts = [
+            plain_instance(Post, (("id", pid), ("org_id", org_id), ("kind", i.kind), ("author_id", i.author_id), ("body", i.body),
+                                  ("group_id", i.group_id), ("recipient_id", i.recipient_id), ("module", None), ("data", {}),
+                                  ("comment_count", 0), ("created_at", i.now)))
+            for pid, i in zip(ids, items)
+        ]
+        known = {i.author_id: i.author_name for i in items if i.author_name is not None}
+        async with self.services.read_sessions() as session:
+            set_org(session, org_id)
+            return await post_views(session, posts, with_attachments=False, known_users=known)
+
+    async def _publish(self, events: list[NewEvent]) -> None:
+        if events:
+            try:
+                await self.services.publish(events)
+            except Exception:  # committed is committed; the hub's tail poller delivers them anyway
+                log.exception("publishing new posts failed")
+
+    async def _commit_orm(self, org_id: int, batch: list[_Pending]) -> None:
         async with self.services.sessions() as session:
             set_org(session, org_id)
             async with session.begin():
@@ -99,14 +167,23 @@ class PostWriter:
                         status, body = r.render(view)
                         idempotency.remember(session, r.user_id, r.key, r.fingerprint, status, body, pending.item.now)
             events = take_committed_events(session)
-        if events:
-            try:
-                await self.services.publish(events)
-            except Exception:  # committed is committed; the hub's tail poller delivers them anyway
-                log.exception("publishing new posts failed")
-        for pending, view in zip(batch, views):
-            if not pending.done.done():
-                pending.done.set_result(view)
+        await self._publish(events)
+        _deliver(batch, views)
+
+
+# The driver path's statement; a name here so tests can watch the batches it writes.
+write_new_posts = post_rows.write_posts_and_events
+
+
+def _plain(item: NewPost) -> bool:
+    """Mentions (notifications) and files (attachments) need the ORM path."""
+    return not item.refs and not item.files and item.author_name is not None
+
+
+def _deliver(batch: list[_Pending], views: list[dict[str, Any]]) -> None:
+    for pending, view in zip(batch, views):
+        if not pending.done.done():
+            pending.done.set_result(view)
 
 
 def _fail(pending: _Pending, exc: BaseException) -> None:

@@ -1,4 +1,5 @@
-"""The caller of a request in one prepared statement outside any transaction (PostgreSQL only).
+"""The caller of a request in one prepared statement outside any transaction (PostgreSQL only,
+on the driver connection: store/driver.py).
 
 The busiest endpoints (posting, reading the feed: `reads_only` in api/routing.py) first need the
 token, its user, the org named in the path, the membership and its profile. Through the ORM that
@@ -11,18 +12,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Mapper
 
+from feeds_server.store.driver import driver_connection, plain_instance
 from feeds_server.store.models import AuthToken, Membership, Org, Profile, User
-from feeds_server.store.scope import sees_org
+from feeds_server.store.scope import driver_sees_org
 
 Caller = tuple[AuthToken, User, Org | None, Membership | None, Profile | None]
 _MODELS = (AuthToken, User, Org, Membership, Profile)
-_AUTOCOMMIT: WeakKeyDictionary[AsyncEngine, AsyncEngine] = WeakKeyDictionary()
 
 
 @lru_cache(maxsize=1)
@@ -61,16 +61,13 @@ async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) ->
     """The token's row with its user, and the org `slug` with the user's membership and profile
     there (None where there is none), or None when no token has that hash."""
     sql, layout = _statement()
-    autocommit = _AUTOCOMMIT.get(engine)
-    if autocommit is None:
-        autocommit = _AUTOCOMMIT[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
-    async with autocommit.connect() as conn:
-        driver = (await conn.get_raw_connection()).driver_connection
+    async with driver_connection(engine) as raw:
+        driver = raw.driver_connection
         row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
         # Row-level security shows the membership only if the connection is scoped to the org
         # (store/scope.py). Connections mostly serve the same orgs, so ask again only on a change.
         org_id = row[_org_id_column()] if row is not None else None
-        if org_id is not None and await sees_org(conn, org_id):
+        if org_id is not None and await driver_sees_org(raw, org_id):
             row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
     if row is None:
         return None
@@ -81,9 +78,5 @@ async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) ->
         if values[keys.index("id")] is None:
             found.append(None)
             continue
-        # A transient instance with its attributes in place, without the constructor's per-attribute
-        # change tracking (nothing is ever written through these).
-        instance = model.__mapper__.class_manager.new_instance()
-        instance.__dict__.update(zip(keys, values))
-        found.append(instance)
+        found.append(plain_instance(model, zip(keys, values)))
     return tuple(found)  # type: ignore[return-value]

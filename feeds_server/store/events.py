@@ -3,12 +3,14 @@
 Actions call `append_event` during their transaction. Just before the transaction commits, the
 events are numbered from `orgs.event_seq` and written. Numbering last keeps the row lock on the org
 short, and because that lock is held until commit, an org's events get their numbers in commit
-order: a reader that has seen `seq = n` has seen every event below it.
+order: a reader that has seen `seq = n` has seen every event below it. The group commit of new
+posts writes its events on the driver connection instead (store/post_rows.py), in the same
+statement that takes that lock and numbers them the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +62,13 @@ def append_event(
     return event
 
 
+def number_events(events: Sequence[NewEvent], last: int) -> None:
+    """Number one org's events in order, the last of them `last` (the org's new `event_seq`)."""
+    first = last - len(events) + 1
+    for offset, ev in enumerate(events):
+        ev.seq = first + offset
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _number_and_write(session: Session) -> None:
     pending: list[NewEvent] = session.info.pop(PENDING_KEY, [])
@@ -72,8 +81,7 @@ def _number_and_write(session: Session) -> None:
         last = session.execute(
             update(Org).where(Org.id == org_id).values(event_seq=Org.event_seq + len(events)).returning(Org.event_seq)
         ).scalar_one()
-        for offset, ev in enumerate(events):
-            ev.seq = last - len(events) + 1 + offset
+        number_events(events, last)
     dialect = session.get_bind().dialect.name
     session.execute(*insert_rows(dialect, Event.__table__, [
         {"org_id": ev.org_id, "seq": ev.seq, "type": ev.type, "actor_user_id": ev.actor_user_id,

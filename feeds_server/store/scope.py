@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, event, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
+from sqlalchemy.pool import PoolProxiedConnection
 
 from feeds_server.store.base import OrgOwned
 
@@ -43,6 +44,7 @@ _PENDING = "rls_scope_next"
 # Both settings in one statement: moving from the caller lookup to the org clears the other.
 _SET_LOCAL = text("SELECT set_config('feeds.org_id', :org, true), set_config('feeds.all_orgs', :all, true)")
 _SET_SESSION = text("SELECT set_config('feeds.org_id', :org, false), set_config('feeds.all_orgs', :all, false)")
+_SET_SESSION_DRIVER = "SELECT set_config('feeds.org_id', $1, false), set_config('feeds.all_orgs', $2, false)"
 Scope = tuple[str, str]
 _NO_ORG: Scope = ("", "")
 _ALL_ORGS: Scope = ("", "on")
@@ -95,6 +97,16 @@ async def sees_org(conn: AsyncConnection, org_id: int) -> bool:
     if conn.sync_connection.connection.info.get(_APPLIED) in ((str(org_id), ""), _ALL_ORGS):
         return False
     await org_on(conn, org_id)
+    return True
+
+
+async def driver_sees_org(raw: PoolProxiedConnection, org_id: int) -> bool:
+    """`sees_org` for a pooled connection used through its driver, outside SQLAlchemy's
+    `Connection` (store/driver.py; PostgreSQL only). True when it changed."""
+    if raw.info.get(_APPLIED) in ((str(org_id), ""), _ALL_ORGS):
+        return False
+    await raw.driver_connection.execute(_SET_SESSION_DRIVER, str(org_id), "")  # type: ignore[union-attr]
+    raw.info[_APPLIED] = (str(org_id), "")
     return True
 
 

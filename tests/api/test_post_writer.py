@@ -26,18 +26,26 @@ async def pair(client, settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def batches(monkeypatch):  # type: ignore[no-untyped-def]
-    """The sizes of the batches the writer commits. A post whose body is "breaks its batch" is
-    turned into one the database refuses (its group vanished after it was checked)."""
+    """The sizes of the batches the writer commits, by either path (the ORM's, or PostgreSQL's driver
+    path for posts without mentions or files). A post whose body is "breaks its batch" is turned into
+    one the database refuses (its group vanished after it was checked)."""
     sizes: list[int] = []
-    real = post_writer.write_posts
+    orm, direct = post_writer.write_posts, post_writer.write_new_posts
 
     async def recording(session, items):  # type: ignore[no-untyped-def]
         sizes.append(len(items))
         await asyncio.sleep(0.02)  # a slow disk: what arrives meanwhile queues for the next batch
         items = [replace(i, group_id=2**40) if i.body == "breaks its batch" else i for i in items]
-        return await real(session, items)
+        return await orm(session, items)
+
+    async def recording_direct(driver, org_id, rows, keys, events):  # type: ignore[no-untyped-def]
+        sizes.append(len(rows))
+        await asyncio.sleep(0.02)
+        rows = [replace(r, group_id=2**40) if r.body == "breaks its batch" else r for r in rows]
+        return await direct(driver, org_id, rows, keys, events)
 
     monkeypatch.setattr(post_writer, "write_posts", recording)
+    monkeypatch.setattr(post_writer, "write_new_posts", recording_direct)
     return sizes
 
 
