@@ -44,7 +44,7 @@ from feeds_server.domain.records import (
     summary,
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
-from feeds_server.store.bulk import insert_many, insert_returning_ids, update_many
+from feeds_server.store.bulk import insert_columns, insert_returning_ids, update_many
 from feeds_server.store.events import append_event
 from feeds_server.store.models import (
     Comment,
@@ -131,6 +131,7 @@ class _PostItem:
     change: str
     actor_id: int | None
     followers: tuple[int, ...]
+    channels: tuple[str, ...]  # the followers' `u:` channels, in the same order
     card: tuple[str, int | None, list[str], dict[str, Any]]  # name, owner, key fields, their values
     changes: list[dict[str, Any]]
     notify: bool = True
@@ -376,7 +377,8 @@ class _Batch:
         if record.module in self.hidden or not tracked.followers:
             return None
         card = (record.name, record.owner_id, record.key_fields, {k: record.fields.get(k) for k in record.key_fields})
-        item = _PostItem(tracked, change, actor_id, tuple(sorted(tracked.followers)), card, changes, notify)
+        followers = tuple(sorted(tracked.followers))
+        item = _PostItem(tracked, change, actor_id, followers, tuple(map(user_channel, followers)), card, changes, notify)
         tracked.last_item = item
         self.items.append(item)
         return item
@@ -400,8 +402,8 @@ class _Batch:
         target: _PostItem | int | None = None
         channels: frozenset[str] = frozenset()
         last = tracked.last_item
-        if last is not None and everyone <= {user_channel(u) for u in last.followers}:
-            target, channels = last, frozenset(user_channel(u) for u in last.followers)
+        if last is not None and everyone <= set(last.channels):
+            target, channels = last, frozenset(last.channels)
         elif last is None and tracked.stored_post_channels is not None and everyone <= tracked.stored_post_channels:
             assert record.last_post_id is not None
             target, channels = record.last_post_id, tracked.stored_post_channels
@@ -427,12 +429,12 @@ class _Batch:
         for item in self.items:
             if isinstance(item, _PostItem):
                 assert item.post is not None
-                append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, [user_channel(u) for u in item.followers])
+                append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, item.channels)
             else:
                 assert item.comment is not None
                 append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
             for note in item.notifications:
-                append_event(s, "notification.created", {"notification": notification_view(note)}, item.actor_id, [user_channel(note.user_id)])  # type: ignore[arg-type]
+                append_event(s, "notification.created", {"notification": notification_view(note)}, item.actor_id, (user_channel(note.user_id),))  # type: ignore[arg-type]
 
     async def _insert_records(self) -> None:
         new = [t.record for t in self.tracked.values() if t.record.id is None]
@@ -455,13 +457,14 @@ class _Batch:
 
     async def _write_follows(self) -> None:
         touched = list(self.tracked.values())
-        rows = [
-            {"org_id": self.org.id, "record_id": t.record.id, "user_id": u, "module": t.record.module, "source": src,
-             "last_activity_at": t.record.last_activity_at, "created_at": self.now}
-            for t in touched for u, src in t.new_followers.items()
-        ]
-        if rows:
-            await insert_many(self.session, Follow.__table__, rows)
+        new = [(t.record, u, src) for t in touched for u, src in t.new_followers.items()]
+        if new:
+            await insert_columns(
+                self.session, Follow.__table__,
+                {"record_id": [r.id for r, _, _ in new], "user_id": [u for _, u, _ in new], "module": [r.module for r, _, _ in new],
+                 "source": [src for _, _, src in new], "last_activity_at": [r.last_activity_at for r, _, _ in new]},
+                {"org_id": self.org.id, "created_at": self.now},
+            )
         # Follows carry the record's last update for the dormant-records index (store/models/records.py).
         activity = [
             {"org_id": self.org.id, "record_id": t.record.id, "last_activity_at": t.record.last_activity_at}
@@ -491,10 +494,17 @@ class _Batch:
         for item, row, post_id in zip(items, rows, ids, strict=True):
             item.post = _NewPost(id=post_id, **row)
             item.tracked.record.last_post_id = post_id
-        await insert_many(
+        post_ids: list[int] = []
+        modules: list[str] = []
+        channels: list[str] = []
+        for i in items:
+            assert i.post is not None
+            post_ids += [i.post.id] * len(i.channels)
+            modules += [i.post.module] * len(i.channels)
+            channels += i.channels
+        await insert_columns(
             self.session, PostAudience.__table__,
-            [{"org_id": self.org.id, "post_id": i.post.id, "channel": user_channel(u), "module": i.post.module, "created_at": self.now}
-             for i in items if i.post for u in i.followers],
+            {"post_id": post_ids, "channel": channels, "module": modules}, {"org_id": self.org.id, "created_at": self.now},
         )
         return [i.post for i in items if i.post]
 
@@ -521,9 +531,10 @@ class _Batch:
     async def _write_notifications(self) -> None:
         """F-NOTIF-1: the owner and the followers hear of a change or a note; the one who made it does not."""
         notes: list[_Notification] = []
-        for item in self.items:
-            if isinstance(item, _PostItem) and not item.notify:
-                continue
+        items = [i for i in self.items if not isinstance(i, _PostItem) or i.notify]
+        live = await self._lock_people({u for i in items for u in i.followers} | {i.actor_id for i in items if i.actor_id is not None})
+        for item in items:
+            actor_id = item.actor_id if item.actor_id in live else None
             if isinstance(item, _PostItem):
                 assert item.post is not None
                 owner_id, post_id, comment_id = item.card[1], item.post.id, None
@@ -534,20 +545,33 @@ class _Batch:
                 owner_id, post_id, comment_id = item.owner_id, item.comment.post_id, item.comment.id
                 data = {"record": _short_card(record, record.name), "change": NOTE_ADDED}
             item.notifications = [
-                _Notification(u, RECORD_OWNED if u == owner_id else RECORD_FOLLOWED, item.actor_id, post_id, comment_id, data, self.now)
-                for u in item.followers if u != item.actor_id
+                _Notification(u, RECORD_OWNED if u == owner_id else RECORD_FOLLOWED, actor_id, post_id, comment_id, data, self.now)
+                for u in item.followers if u != item.actor_id and u in live
             ]
             notes.extend(item.notifications)
         if not notes:
             return
-        rows = [
-            {"org_id": self.org.id, "user_id": n.user_id, "kind": n.kind, "actor_id": n.actor_id, "post_id": n.post_id,
-             "comment_id": n.comment_id, "data": n.data, "created_at": n.created_at, "read_at": None}
-            for n in notes
-        ]
-        ids = await insert_returning_ids(self.session, Notification.__table__, rows)
+        ids = await insert_columns(
+            self.session, Notification.__table__,
+            {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
+             "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]},
+            {"org_id": self.org.id, "created_at": self.now, "read_at": None},
+            returning_ids=True,
+        )
         for note, note_id in zip(notes, ids, strict=True):
             note.id = note_id
+
+    async def _lock_people(self, people: set[int]) -> set[int]:
+        """The people notifications will name who still exist, locked until commit.
+
+        Notifications have no foreign keys (migration 0005); this takes the lock their checks took,
+        once per person instead of once per row: an account deletion waits for the batch and then
+        deletes its notifications too. (SQLite runs one writer at a time.)
+        """
+        if not people:
+            return set()
+        stmt = select(User.id).where(User.id.in_(sorted(people))).with_for_update(key_share=True)
+        return set((await self.session.execute(stmt)).scalars())
 
 
 def _short_card(record: _Rec, name: str) -> dict[str, Any]:

@@ -37,7 +37,36 @@ async def insert_returning_ids(session: AsyncSession, table: Table, rows: list[d
     if session.get_bind().dialect.name != "postgresql":
         return list((await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)).scalars())
     ids = sorted((await session.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)})).scalars())
-    await session.execute(*insert_rows("postgresql", table, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]))
+    values = _columns(rows)
+    values["id"] = ids
+    await session.execute(*_pg_insert(table, values))
+    return ids
+
+
+async def insert_columns(
+    session: AsyncSession, table: Table, per_row: dict[str, list[Any]], same: dict[str, Any], *, returning_ids: bool = False
+) -> list[int]:
+    """Insert rows given as columns: `per_row` a list of values per column (all of one length),
+    `same` one value for every row. Returns the new ids, in row order, when `returning_ids`.
+
+    For big fan-outs, where building a dict per row costs more than the insert itself.
+    """
+    n = len(next(iter(per_row.values())))
+    if not n:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        names = tuple(per_row)
+        rows = [{**same, **dict(zip(names, values))} for values in zip(*per_row.values(), strict=True)]
+        if returning_ids:
+            return await insert_returning_ids(session, table, rows)
+        await session.execute(insert(table), rows)
+        return []
+    values: dict[str, list[Any]] = {name: [value] * n for name, value in same.items()}
+    values.update(per_row)
+    ids: list[int] = []
+    if returning_ids:
+        ids = values["id"] = sorted((await session.execute(_NEXT_IDS, {"table": table.name, "n": n})).scalars())
+    await session.execute(*_pg_insert(table, values))
     return ids
 
 
@@ -45,25 +74,73 @@ _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM gene
 
 
 def insert_rows(dialect_name: str, table: Table, rows: list[dict[str, Any]]) -> tuple[Executable, Any]:
-    """The statement and parameters that insert `rows` (all with the same keys) into `table`."""
+    """The statement and parameters that insert `rows` (all with the same keys) into `table`.
+
+    On PostgreSQL a column holding one value in every row (the org, the batch's time, a null) is
+    sent once as a scalar rather than as an array: the driver encodes each array element in turn,
+    which is a good part of the cost of a big batch.
+    """
     if dialect_name != "postgresql":
         return insert(table), rows
-    columns = tuple(rows[0])
-    params: dict[str, list[Any]] = {}
+    return _pg_insert(table, _columns(rows))
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [r[name] for r in rows] for name in rows[0]}
+
+
+def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, dict[str, Any]]:
+    columns = tuple(values)
     json_columns = _json_columns(table)
-    for i, name in enumerate(columns):
-        if name in json_columns:
-            params[f"c{i}"] = [None if r[name] is None else _json(r[name]) for r in rows]
-        else:
-            params[f"c{i}"] = [r[name] for r in rows]
-    return _unnest_insert(table, columns), params
+    same = tuple(name for name in columns if _one_value(values[name], name in json_columns))
+    varying = tuple(name for name in columns if name not in same)
+    if not varying:  # one row, or identical rows: unnest still needs an array to count them
+        varying, same = same[:1], same[1:]
+    params: dict[str, Any] = {}
+    for i, name in enumerate(same):
+        value = values[name][0]
+        params[f"s{i}"] = _json(value) if name in json_columns and value is not None else value
+    for i, name in enumerate(varying):
+        params[f"c{i}"] = _column_array(values[name], name in json_columns)
+    return _unnest_insert(table, same, varying), params
+
+
+def _one_value(values: list[Any], is_json: bool) -> bool:
+    """Every row holds the same value. JSON documents only when they are the same object (1 and
+    True compare equal in Python but are different documents)."""
+    first = values[0]
+    if is_json:
+        return all(v is first for v in values)
+    return values.count(first) == len(values)
+
+
+def _column_array(values: list[Any], is_json: bool) -> list[Any]:
+    """JSON documents as text, each object encoded once (the rows of a batch often share one)."""
+    if not is_json:
+        return values
+    encoded: dict[int, str | None] = {id(None): None}
+    out = []
+    for v in values:
+        doc = encoded.get(id(v), _MISSING)
+        if doc is _MISSING:
+            doc = encoded[id(v)] = _json(v)
+        out.append(doc)
+    return out
+
+
+_MISSING: Any = object()
 
 
 @lru_cache(maxsize=256)
-def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Executable:
-    arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(columns))
-    names = ", ".join(f'"{name}"' for name in columns)
-    return text(f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays})')
+def _unnest_insert(table: Table, same: tuple[str, ...], varying: tuple[str, ...]) -> Executable:
+    scalars = "".join(f"CAST(:s{i} AS {_scalar_type(table, name)}), " for i, name in enumerate(same))
+    arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(varying))
+    names = ", ".join(f'"{name}"' for name in same + varying)
+    return text(f'INSERT INTO "{table.name}" ({names}) SELECT {scalars}u.* FROM unnest({arrays}) AS u')
+
+
+def _scalar_type(table: Table, name: str) -> str:
+    return "jsonb" if name in _json_columns(table) else table.c[name].type.compile(dialect=_PG)
 
 
 def _array_type(table: Table, name: str) -> str:
@@ -98,7 +175,8 @@ async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...]
         stmt = update(table).where(*match).values({c: bindparam(f"v_{c}") for c in columns if c not in keys})
         await session.execute(stmt, [{f"{'k' if c in keys else 'v'}_{c}": v for c, v in row.items()} for row in rows])
         return
-    _, params = insert_rows("postgresql", table, rows)
+    json_columns = _json_columns(table)
+    params = {f"c{i}": _column_array([r[name] for r in rows], name in json_columns) for i, name in enumerate(columns)}
     await session.execute(_unnest_update(table, keys, columns), params)
 
 

@@ -17,6 +17,9 @@ class Event(OrgOwned, Base):
     __tablename__ = "events"
     __table_args__ = (UniqueConstraint("org_id", "seq"), Index("ix_events_org_created", "org_id", "created_at"))
 
+    # No foreign key to the org, no index on the org alone (migration 0005): events are written after
+    # the org row is updated in the same transaction, so the org exists; deleting it deletes them.
+    org_id: Mapped[int] = mapped_column(BigId, nullable=False)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(64))
@@ -32,6 +35,7 @@ class EventChannel(OrgOwned, Base):
     __tablename__ = "event_channels"
     __table_args__ = (PrimaryKeyConstraint("org_id", "channel", "seq"),)
 
+    org_id: Mapped[int] = mapped_column(BigId, nullable=False)  # as in `Event`
     channel: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -65,7 +65,10 @@ class PostAudience(OrgOwned, Base):
         Index("ix_post_audience_module", "org_id", "channel", "module", "created_at", "post_id"),
     )
 
-    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign keys, no index on the org alone (migration 0005): rows are written only with their
+    # post, in its transaction, and a deleted post or org takes them with it (a trigger).
+    org_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    post_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(40), primary_key=True)
     module: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]

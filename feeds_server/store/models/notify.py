@@ -17,12 +17,16 @@ class Notification(OrgOwned, Base):
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_user", "org_id", "user_id", "id"),)
 
+    # No foreign keys, no index on the org alone (migration 0005): rows are written only by the
+    # server, in the transaction of what they tell of; a deleted org, user, post or comment takes
+    # them with it, and a deleted actor is set to null (triggers, as the foreign keys did).
+    org_id: Mapped[int] = mapped_column(BigId, nullable=False)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(32))
-    actor_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
-    post_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
-    comment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("comments.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(BigId)
+    post_id: Mapped[int | None] = mapped_column(BigId)
+    comment_id: Mapped[int | None] = mapped_column(BigId)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     read_at: Mapped[datetime | None]

@@ -53,6 +53,8 @@ class Follow(OrgOwned, Base):
         Index("ix_follows_dormant_module", "org_id", "user_id", "module", "last_activity_at", "record_id"),
     )
 
+    # Indexed by the primary key and the indexes above, which all begin with it (migration 0005).
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False)
     record_id: Mapped[int] = mapped_column(BigId, ForeignKey("records.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
     module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
