@@ -143,6 +143,7 @@ async def open_loop(spec: dict[str, Any], raws: list[list[bytes]]) -> dict[str, 
     for i in range(pool):
         idle.put_nowait((i % len(ports), await open_conn(ports[i % len(ports)])))
     lat: list[float] = []
+    timeline: list[tuple[float, float]] = []  # (when due, s after start; latency, ms)
     statuses: Counter[int] = Counter()
     late = 0
 
@@ -158,6 +159,7 @@ async def open_loop(spec: dict[str, Any], raws: list[list[bytes]]) -> dict[str, 
             statuses[-1] += 1
             return
         lat.append((time.perf_counter() - due) * 1000)
+        timeline.append((due - start, lat[-1]))
         statuses[status] += 1
         idle.put_nowait((port_index, conn))
 
@@ -174,7 +176,15 @@ async def open_loop(spec: dict[str, Any], raws: list[list[bytes]]) -> dict[str, 
     out = summarize(lat, statuses, elapsed, len(lat))
     out["offered"] = rate
     out["waited_for_connection"] = late
+    out["slowest"] = slowest(timeline, out["p99"], start)
     return out
+
+
+def slowest(timeline: list[tuple[float, float]], p99: float, start: float) -> list[list[float]]:
+    """The slowest 1 % of requests as (wall-clock time when due, latency ms), to line them up with
+    what the server and the database did meanwhile."""
+    wall0 = time.time() - (time.perf_counter() - start)
+    return [[round(wall0 + t, 3), round(ms, 1)] for t, ms in timeline if ms >= p99]
 
 
 async def main() -> None:

@@ -116,9 +116,9 @@ class PostWriter:
     async def _commit_direct(self, org_id: int, batch: list[_Pending]) -> None:
         """Posts without mentions or files: two statements on the driver connection (PostgreSQL)."""
         items = [p.item for p in batch]
-        async with driver_connection(self.services.engine) as raw:
-            driver = raw.driver_connection
-            await driver_sees_org(raw, org_id)
+        async with driver_connection(self.services.engine) as conn:
+            driver = conn.driver
+            await driver_sees_org(conn, org_id)
             ids = await post_rows.next_post_ids(driver, len(items))
             views = await self._views(org_id, ids, items)
             rows = [post_rows.PostRow(pid, i.kind, i.author_id, i.body, i.group_id, i.recipient_id, sorted(i.channels), i.now)

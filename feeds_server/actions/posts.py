@@ -79,6 +79,15 @@ class NewPost:
     author_name: str | None = None
 
 
+def prepare_status_post(author: Reader, body: str, now: datetime) -> NewPost | None:
+    """A status post to the org that mentions nobody needs nothing of the database to be checked
+    (F-POST-2): ready without a session. None when it mentions someone (`prepare_post` checks them)."""
+    check_text(body)
+    if parse_mentions(body):
+        return None
+    return NewPost(author.user_id, STATUS, body, None, None, frozenset({ORG}), (), (), now)
+
+
 async def prepare_post(
     session: AsyncSession,
     author: Reader,

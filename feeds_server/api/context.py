@@ -53,7 +53,8 @@ class Deferred:
 class Ctx:
     request: Request
     services: Services
-    session: AsyncSession
+    # The request's session; None until first used when it is opened on demand (`open_on_demand`).
+    opened_session: AsyncSession | None
     path: dict[str, Any]
     body: Any = None
     query: Any = None
@@ -66,6 +67,22 @@ class Ctx:
     idempotency: tuple[str, str] | None = None
     _after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _on_rollback: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # A plain function of the context, not a closure over it: a reference cycle would leave every
+    # request's objects to the garbage collector, whose pauses then grow with the request rate.
+    _open_session: Callable[[Ctx], AsyncSession] | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self.opened_session is None:
+            assert self._open_session is not None, "no session for this request"
+            self.opened_session = self._open_session(self)
+        return self.opened_session
+
+    def open_on_demand(self, open_session: Callable[[Ctx], AsyncSession]) -> None:
+        """Open the request's session only if the handler uses it: a plain status post, whose caller
+        is read on the driver connection (store/callers.py) and whose write is deferred, needs none,
+        and opening and closing one costs about as much CPU as a query."""
+        self._open_session = open_session
 
     def after_commit(self, action: Callable[[], Awaitable[None]]) -> None:
         """Run `action` once the request's transaction has committed (e.g. send an email)."""

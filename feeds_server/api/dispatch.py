@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -11,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,7 +36,7 @@ from feeds_server.errors import (
 )
 from feeds_server.services import Services
 from feeds_server.store.callers import find_caller
-from feeds_server.store.events import take_committed_events
+from feeds_server.store.events import NewEvent, take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User
 from feeds_server.store.scope import ORG_LOOKUP, allow_cross_org, set_org
 
@@ -106,8 +108,10 @@ def build_route(endpoint: Endpoint) -> Route:
 
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = _path_params(request)
+    if endpoint.reads_only and not services.settings.is_sqlite:
+        return await _run_on_demand(endpoint, request, services, path)
     async with (services.read_sessions() if endpoint.reads_only else services.sessions()) as session:
-        ctx = Ctx(request=request, services=services, session=session, path=path)
+        ctx = Ctx(request=request, services=services, opened_session=session, path=path)
         audit.bind_address(session, lambda: request_address(ctx))
         try:
             response = await _in_transaction(ctx, endpoint, request, services)
@@ -115,8 +119,46 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
             await _undo(ctx)
             raise
         events = take_committed_events(session)
+    return await _finish(ctx, endpoint, response, events)
+
+
+async def _run_on_demand(endpoint: Endpoint, request: Request, services: Services, path: dict[str, Any]) -> Response:
+    """A `reads_only` endpoint on PostgreSQL: its session (AUTOCOMMIT, no BEGIN or COMMIT to send)
+    is opened only if the handler uses it (api/context.py `open_on_demand`)."""
+    ctx = Ctx(request=request, services=services, opened_session=None, path=path)
+    ctx.open_on_demand(_open_read_session)
+    events: list[NewEvent] = []
+    try:
+        try:
+            response = await _in_transaction(ctx, endpoint, request, services, begin=False)
+            session = ctx.opened_session
+            if session is not None:
+                await session.commit()  # what the handler left in it (nothing is sent if it only read)
+                events = take_committed_events(session)
+        finally:
+            if ctx.opened_session is not None:
+                await ctx.opened_session.close()
+    except BaseException:
+        await _undo(ctx)
+        raise
+    finally:
+        ctx.opened_session = None  # its audit hook refers to ctx: leave no reference cycle behind
+    return await _finish(ctx, endpoint, response, events)
+
+
+def _open_read_session(ctx: Ctx) -> AsyncSession:
+    session = ctx.services.read_sessions()
+    audit.bind_address(session, lambda: request_address(ctx))
+    if ctx.org is not None:
+        set_org(session, ctx.org.id)
+    return session
+
+
+async def _finish(ctx: Ctx, endpoint: Endpoint, response: Response | Deferred, events: list[NewEvent]) -> Response:
+    """After the request's transaction: publish its events, complete a deferred write, run the
+    after-commit steps."""
     if events:
-        await services.publish(events)
+        await ctx.services.publish(events)
     if isinstance(response, Deferred):
         try:
             response = json_response(await response.complete(), endpoint.status)
@@ -136,12 +178,13 @@ async def _undo(ctx: Ctx) -> None:
         await undo()
 
 
-async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services) -> Response | Deferred:
-    """Authorize, then read the input, run the handler and render its response, in one transaction.
+async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services, begin: bool = True) -> Response | Deferred:
+    """Authorize, then read the input, run the handler and render its response, in one transaction
+    (`begin=False`: the caller commits the session, if one was opened).
 
     Who is calling is settled before the body is read: a stranger learns nothing from validation errors.
     """
-    async with ctx.session.begin():
+    async with ctx.session.begin() if begin else contextlib.nullcontext():
         await _authorize(ctx, endpoint)
         body = None
         if endpoint.body is not None and not endpoint.raw_body:
@@ -369,7 +412,8 @@ async def _member(ctx: Ctx, permission: str | None, lean: bool = False) -> None:
     if org is None or membership is None or profile is None:
         # Not a member answers exactly as an org that does not exist.
         raise NotFound("org_not_found", "no such org")
-    set_org(ctx.session, org.id)
+    if ctx.opened_session is not None:  # else set when it opens (`_run_on_demand`)
+        set_org(ctx.opened_session, org.id)
     ctx.org = org
     check_ip(ctx, org)
     ctx.member = Member(user, membership, perms.effective_permissions(profile.permissions, membership.is_super_admin))

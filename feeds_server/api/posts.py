@@ -66,7 +66,11 @@ async def create_post(ctx: Ctx) -> Response | Deferred:
     stored = await _idempotent(ctx, body, [])
     if stored is not None:
         return stored
-    item = await posts.prepare_post(ctx.session, reader(ctx), body.body, ctx.services.clock(), body.group_id, body.recipient_id, body.private)
+    now = ctx.services.clock()
+    to_org = body.group_id is None and body.recipient_id is None and not body.private
+    item = posts.prepare_status_post(reader(ctx), body.body, now) if to_org else None
+    if item is None:
+        item = await posts.prepare_post(ctx.session, reader(ctx), body.body, now, body.group_id, body.recipient_id, body.private)
     return _write(ctx, item)
 
 

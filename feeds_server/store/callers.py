@@ -61,13 +61,13 @@ async def find_caller(engine: AsyncEngine, token_hash: str, slug: str | None) ->
     """The token's row with its user, and the org `slug` with the user's membership and profile
     there (None where there is none), or None when no token has that hash."""
     sql, layout = _statement()
-    async with driver_connection(engine) as raw:
-        driver = raw.driver_connection
+    async with driver_connection(engine) as conn:
+        driver = conn.driver
         row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
         # Row-level security shows the membership only if the connection is scoped to the org
         # (store/scope.py). Connections mostly serve the same orgs, so ask again only on a change.
         org_id = row[_org_id_column()] if row is not None else None
-        if org_id is not None and await driver_sees_org(raw, org_id):
+        if org_id is not None and await driver_sees_org(conn, org_id):
             row = await driver.fetchrow(sql, token_hash, slug)  # type: ignore[union-attr]
     if row is None:
         return None

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, event, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, with_loader_criteria
-from sqlalchemy.pool import PoolProxiedConnection
 
 from feeds_server.store.base import OrgOwned
 
@@ -100,13 +99,13 @@ async def sees_org(conn: AsyncConnection, org_id: int) -> bool:
     return True
 
 
-async def driver_sees_org(raw: PoolProxiedConnection, org_id: int) -> bool:
-    """`sees_org` for a pooled connection used through its driver, outside SQLAlchemy's
-    `Connection` (store/driver.py; PostgreSQL only). True when it changed."""
-    if raw.info.get(_APPLIED) in ((str(org_id), ""), _ALL_ORGS):
+async def driver_sees_org(conn: Any, org_id: int) -> bool:
+    """`sees_org` for a connection of the driver pool (store/driver.py `DriverConnection`: the
+    asyncpg connection in `.driver`, what its settings hold in `.info`). True when it changed."""
+    if conn.info.get(_APPLIED) in ((str(org_id), ""), _ALL_ORGS):
         return False
-    await raw.driver_connection.execute(_SET_SESSION_DRIVER, str(org_id), "")  # type: ignore[union-attr]
-    raw.info[_APPLIED] = (str(org_id), "")
+    await conn.driver.execute(_SET_SESSION_DRIVER, str(org_id), "")
+    conn.info[_APPLIED] = (str(org_id), "")
     return True
 
 
