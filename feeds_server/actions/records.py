@@ -260,6 +260,7 @@ class _Batch:
         self.echoes: dict[int, tuple[Comment, str, str]] = {}  # comment id → (comment, module, crm id)
         self.rules = RuleSet({}, None)
         self.items: list[_PostItem | _NoteItem] = []
+        self.live: set[int] = set()  # the people the batch names who exist, locked until commit
 
     async def load(self, events: list[RecordEvent]) -> None:
         if not events:
@@ -417,6 +418,8 @@ class _Batch:
     async def write(self) -> None:
         if not self.tracked:
             return
+        people = {u for t in self.tracked.values() for u in t.followers} | {i.actor_id for i in self.items if i.actor_id is not None}
+        self.live = await _lock_existing(self.session, User, people)
         await self._insert_records()
         await self._write_follows()
         posts = await self._write_posts()
@@ -457,7 +460,7 @@ class _Batch:
 
     async def _write_follows(self) -> None:
         touched = list(self.tracked.values())
-        new = [(t.record, u, src) for t in touched for u, src in t.new_followers.items()]
+        new = [(t.record, u, src) for t in touched for u, src in t.new_followers.items() if u in self.live]
         if new:
             await insert_columns(
                 self.session, Follow.__table__,
@@ -532,7 +535,7 @@ class _Batch:
         """F-NOTIF-1: the owner and the followers hear of a change or a note; the one who made it does not."""
         notes: list[_Notification] = []
         items = [i for i in self.items if not isinstance(i, _PostItem) or i.notify]
-        live = await self._lock_people({u for i in items for u in i.followers} | {i.actor_id for i in items if i.actor_id is not None})
+        live = self.live
         for item in items:
             actor_id = item.actor_id if item.actor_id in live else None
             if isinstance(item, _PostItem):
@@ -561,17 +564,19 @@ class _Batch:
         for note, note_id in zip(notes, ids, strict=True):
             note.id = note_id
 
-    async def _lock_people(self, people: set[int]) -> set[int]:
-        """The people notifications will name who still exist, locked until commit.
 
-        Notifications have no foreign keys (migration 0005); this takes the lock their checks took,
-        once per person instead of once per row: an account deletion waits for the batch and then
-        deletes its notifications too. (SQLite runs one writer at a time.)
-        """
-        if not people:
-            return set()
-        stmt = select(User.id).where(User.id.in_(sorted(people))).with_for_update(key_share=True)
-        return set((await self.session.execute(stmt)).scalars())
+async def _lock_existing(session: AsyncSession, model: type[User] | type[Record], ids: set[int]) -> set[int]:
+    """Those of `ids` that exist, their rows locked until commit (`FOR KEY SHARE`).
+
+    Follows and notifications have no foreign keys (migrations 0005, 0006): this takes the lock
+    the keys' checks took, once per row named instead of once per row written, so a concurrent
+    deletion waits for this transaction and then deletes what it wrote too. SQLite runs one writer
+    at a time and needs no lock.
+    """
+    if not ids:
+        return set()
+    stmt = select(model.id).where(model.id.in_(sorted(ids))).with_for_update(key_share=True)
+    return set((await session.execute(stmt)).scalars())
 
 
 def _short_card(record: _Rec, name: str) -> dict[str, Any]:
@@ -612,6 +617,9 @@ async def follow_by_hand(session: AsyncSession, user_id: int, record_id: int, no
     """F-FOLLOW-2: the Follow button. Following twice is the same as once."""
     record = await _live_record(session, record_id)
     if not await is_following(session, user_id, record.id):
+        await _lock_existing(session, Record, {record.id})  # as the foreign keys' checks did (migration 0006)
+        if not await _lock_existing(session, User, {user_id}):
+            raise NotFound("user_not_found", "no such user")
         session.add(Follow(record_id=record.id, user_id=user_id, module=record.module, source=MANUAL, last_activity_at=record.last_activity_at, created_at=now))
         await session.flush()
         append_event(session, "record.followed", {"record_id": record.id}, user_id, [user_channel(user_id)])

@@ -115,3 +115,23 @@ async def test_upgrading_keeps_email_jobs_linked_to_their_notifications(backend,
     finally:
         await engine.dispose()
         await drop()
+
+
+FOLLOWS = [
+    "INSERT INTO records (id, org_id, module, crm_id, name, fields, key_fields, created_at, last_activity_at)"
+    f" VALUES (50, :org, 'Deals', 'D1', 'Deal', '{{}}', '[]', {T}, {T}), (51, :org, 'Deals', 'D2', 'Deal', '{{}}', '[]', {T}, {T})",
+    "INSERT INTO follows (org_id, record_id, user_id, module, source, last_activity_at, created_at) VALUES"
+    f" (:org, 50, 1, 'Deals', 'owner', {T}, {T}), (:org, 50, 2, 'Deals', 'hand', {T}, {T}), (:org, 51, 2, 'Deals', 'rule', {T}, {T})",
+]
+
+
+async def test_follows_go_with_their_record_user_or_org(services):
+    """Follows have no foreign keys either (migration 0006)."""
+    await _setup(services)
+    await _run(services, 1, *FOLLOWS)
+    await _run(services, 1, "DELETE FROM records WHERE id = 51")
+    assert await _rows(services, 1, "SELECT record_id, user_id FROM follows ORDER BY record_id, user_id") == [(50, 1), (50, 2)]
+    await _run(services, None, "DELETE FROM users WHERE id = 2")
+    assert await _rows(services, 1, "SELECT record_id, user_id FROM follows") == [(50, 1)]
+    await _run(services, 1, "DELETE FROM orgs WHERE id = 1")
+    assert await _rows(services, 1, "SELECT count(*) FROM follows") == [(0,)]

@@ -53,10 +53,12 @@ class Follow(OrgOwned, Base):
         Index("ix_follows_dormant_module", "org_id", "user_id", "module", "last_activity_at", "record_id"),
     )
 
-    # Indexed by the primary key and the indexes above, which all begin with it (migration 0005).
-    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False)
-    record_id: Mapped[int] = mapped_column(BigId, ForeignKey("records.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
+    # No foreign keys (migration 0006): follows are written only by the server, which locks the
+    # record and the user as the keys' checks did; a deleted org, record or user takes its follows
+    # with it (a trigger). No index on the org alone: the ones above all begin with it (0005).
+    org_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    record_id: Mapped[int] = mapped_column(BigId)
+    user_id: Mapped[int] = mapped_column(BigId)
     module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     source: Mapped[str] = mapped_column(String(16))
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
