@@ -570,8 +570,9 @@ async def _lock_existing(session: AsyncSession, model: type[User] | type[Record]
 
     Follows and notifications have no foreign keys (migrations 0005, 0006): this takes the lock
     the keys' checks took, once per row named instead of once per row written, so a concurrent
-    deletion waits for this transaction and then deletes what it wrote too. SQLite runs one writer
-    at a time and needs no lock.
+    deletion waits for this transaction and then deletes what it wrote too; a person deleted before
+    is left out rather than failing the batch at the database's own check of users (0007). SQLite
+    runs one writer at a time and needs no lock.
     """
     if not ids:
         return set()

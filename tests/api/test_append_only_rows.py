@@ -135,3 +135,24 @@ async def test_follows_go_with_their_record_user_or_org(services):
     assert await _rows(services, 1, "SELECT record_id, user_id FROM follows") == [(50, 1)]
     await _run(services, 1, "DELETE FROM orgs WHERE id = 1")
     assert await _rows(services, 1, "SELECT count(*) FROM follows") == [(0,)]
+
+
+async def test_a_row_naming_a_missing_user_is_refused(services):
+    """Migration 0007: the users notifications and follows name are checked once per statement (on
+    SQLite per row), as their foreign keys did."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    await _setup(services)
+    await _run(services, 1, *FOLLOWS)
+    refused = [
+        f"INSERT INTO notifications (org_id, user_id, kind, post_id, data, created_at) VALUES (:org, 1, 'mention', 10, '{{}}', {T}), (:org, 99, 'mention', 10, '{{}}', {T})",
+        f"INSERT INTO notifications (org_id, user_id, kind, actor_id, data, created_at) VALUES (:org, 1, 'mention', 98, '{{}}', {T})",
+        f"INSERT INTO follows (org_id, record_id, user_id, module, source, last_activity_at, created_at) VALUES (:org, 51, 1, 'Deals', 'hand', {T}, {T}), (:org, 51, 95, 'Deals', 'hand', {T}, {T})",
+    ]
+    for statement in refused:
+        with pytest.raises(IntegrityError):
+            await _run(services, 1, statement)
+    await _run(services, 1, f"INSERT INTO notifications (org_id, user_id, kind, actor_id, post_id, comment_id, data, created_at) VALUES (:org, 2, 'mention', 1, 11, 20, '{{}}', {T}), (:org, 1, 'mention', NULL, 11, NULL, '{{}}', {T})")
+    assert await _rows(services, 1, "SELECT count(*) FROM notifications") == [(5,)]
+    assert await _rows(services, 1, "SELECT count(*) FROM follows") == [(3,)]

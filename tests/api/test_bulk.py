@@ -16,7 +16,12 @@ T1 = datetime(2026, 1, 2, tzinfo=timezone.utc)
 
 
 async def _org(services) -> int:  # type: ignore[no-untyped-def]
+    """Org 1 and the users the rows name (their references are checked, migration 0007)."""
     async with services.engine.begin() as conn:
+        for user_id in (1, 2, 3, 4, 5, 9):
+            await conn.execute(text(
+                "INSERT INTO users (id, email, name, default_org_lost, created_at) VALUES (:id, :email, 'U', false, '2026-01-01 00:00:00+00')"
+            ), {"id": user_id, "email": f"u{user_id}@x.example"})
         await conn.execute(text(
             "INSERT INTO orgs (id, name, slug, time_zone, edition, event_seq, rt_epoch, ip_allowlist, disabled_modules, created_at)"
             " VALUES (1, 'O', 'o', 'UTC', 'free', 0, 'e1', '[]', '[]', '2026-01-01 00:00:00+00')"))
