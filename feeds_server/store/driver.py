@@ -54,7 +54,14 @@ class DriverPool:
     async def acquire(self) -> DriverConnection:
         await self._slots.acquire()
         try:
-            return self._idle.pop() if self._idle else await self._connect()
+            while self._idle:
+                conn = self._idle.pop()
+                # The server closed it while idle (a restart, a terminated backend): the next
+                # request must not be the one to find out.
+                if not conn.driver.is_closed():
+                    return conn
+                conn.driver.terminate()
+            return await self._connect()
         except BaseException:
             self._slots.release()
             raise

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from feeds_server.store.models import Event, Post
 from feeds_server.store.scope import org_session
@@ -65,3 +66,23 @@ async def test_posts_written_together_keep_their_events_in_commit_order(client, 
         assert e.channels == ["org"]
     # Posts of one batch are numbered in the order of their ids, and batches in commit order.
     assert [e.payload["post"]["id"] for e in events] == sorted(views)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # the driver paths are PostgreSQL's
+async def test_posting_goes_on_after_the_database_closed_the_idle_connections(client, settings, services, backend):
+    """A PostgreSQL restart closes every connection; the driver paths (caller lookup, batch write)
+    open new ones instead of failing the next requests on the closed ones."""
+    owner, ann, bob, org = await _org_of_three(client, settings)
+    base = f"/api/v1/orgs/{org['slug']}"
+    for author in (owner, ann, bob):
+        assert (await author.post(f"{base}/posts", json={"body": "before"})).status_code == 201
+    async with services.engine.connect() as conn:
+        me = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        killed = (await conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user AND pid <> :me"),
+            {"me": me},
+        )).scalar_one()
+    assert killed >= 1
+    await asyncio.sleep(0.2)  # the closes reach the idle connections
+    replies = [await a.post(f"{base}/posts", json={"body": "after"}) for a in (owner, ann, bob, owner)]
+    assert [r.status_code for r in replies] == [201] * 4, [r.text for r in replies]
