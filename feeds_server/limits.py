@@ -63,6 +63,8 @@ WS_SEND_QUEUE_FRAMES = 1_024
 WS_SEND_STALL_SECONDS = 5.0
 HISTORY_MIN_AGE = timedelta(days=7)
 HISTORY_MIN_PUBLICATIONS = 10_000
+# Messages (events, control) a node publishes to the broker in one go: one Redis round trip.
+BROKER_PUBLISH_BATCH = 256
 
 # Notifications (F-NOTIF-*): default mention batching window, and email retries.
 DEFAULT_MENTION_BATCH_SECONDS = 60

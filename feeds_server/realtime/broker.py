@@ -1,6 +1,7 @@
 """The broker carries committed events (and control messages) to every node.
 
-One publish per event. A node subscribes to the orgs it has connections for. The broker gives no
+One publish per event; what queued meanwhile goes out together (one Redis pipeline), in order. A
+node subscribes to the orgs it has connections for. The broker gives no
 ordering or delivery guarantee the hub relies on: the hub fills any gap in an org's sequence from
 the database, so a lost or late message never becomes a lost event.
 """
@@ -14,14 +15,15 @@ from feeds_server.config import Settings
 
 # Called with each message: (org id or None for control messages, the encoded message).
 OnMessage = Callable[[int | None, bytes], Awaitable[None]]
+# Messages to publish, in order: (org id or None for a control message, the encoded message).
+Outgoing = list[tuple[int | None, bytes]]
 # Called after the broker reconnects: messages may have been missed meanwhile.
 OnReconnect = Callable[[], Awaitable[None]]
 
 
 class Broker(Protocol):
     async def start(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None: ...
-    async def publish(self, org_id: int, message: bytes) -> None: ...
-    async def publish_control(self, message: bytes) -> None: ...
+    async def publish(self, messages: Outgoing) -> None: ...
     async def subscribe(self, org_id: int) -> None: ...
     async def unsubscribe(self, org_id: int) -> None: ...
     async def close(self) -> None: ...

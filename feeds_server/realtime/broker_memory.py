@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from feeds_server.realtime.broker import OnMessage, OnReconnect
+from feeds_server.realtime.broker import OnMessage, OnReconnect, Outgoing
 
 
 class MemoryBroker:
@@ -13,13 +13,10 @@ class MemoryBroker:
     async def start(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None:
         self._on_message = on_message
 
-    async def publish(self, org_id: int, message: bytes) -> None:
-        if self._on_message is not None and org_id in self._orgs:
-            await self._on_message(org_id, message)
-
-    async def publish_control(self, message: bytes) -> None:
-        if self._on_message is not None:
-            await self._on_message(None, message)
+    async def publish(self, messages: Outgoing) -> None:
+        for org_id, message in messages:
+            if self._on_message is not None and (org_id is None or org_id in self._orgs):
+                await self._on_message(org_id, message)
 
     async def subscribe(self, org_id: int) -> None:
         self._orgs.add(org_id)

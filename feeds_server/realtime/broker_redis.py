@@ -13,7 +13,7 @@ import random
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from feeds_server.realtime.broker import OnMessage, OnReconnect
+from feeds_server.realtime.broker import OnMessage, OnReconnect, Outgoing
 
 log = logging.getLogger("feeds_server.realtime.redis")
 
@@ -38,18 +38,17 @@ class RedisBroker:
         self._on_message, self._on_reconnect = on_message, on_reconnect
         self._task = asyncio.create_task(self._run(), name="redis-broker")
 
-    async def publish(self, org_id: int, message: bytes) -> None:
+    async def publish(self, messages: Outgoing) -> None:
+        """One round trip for the lot: a pipeline (no transaction) keeps their order."""
+        pipe = self._publisher.pipeline(transaction=False)
+        for org_id, message in messages:
+            pipe.publish(self.control_channel if org_id is None else self._org_channel(org_id), message)
         try:
-            await self._publisher.publish(self._org_channel(org_id), message)
+            await pipe.execute()
         except (RedisError, OSError) as exc:
-            # The event is committed; nodes fill the gap from the database when the next one arrives.
-            log.warning("redis publish failed (nodes will catch up from the database): %s", exc)
-
-    async def publish_control(self, message: bytes) -> None:
-        try:
-            await self._publisher.publish(self.control_channel, message)
-        except (RedisError, OSError) as exc:
-            log.warning("redis control publish failed: %s", exc)
+            # Events are committed: nodes fill the gap from the database when the next one arrives
+            # (or on the tail poller's tick).
+            log.warning("redis publish of %d messages failed (nodes will catch up from the database): %s", len(messages), exc)
 
     async def subscribe(self, org_id: int) -> None:
         self._orgs.add(org_id)

@@ -287,12 +287,13 @@ class Hub:
 
     async def _publisher(self) -> None:
         # Requests never wait on the broker: a frozen Redis delays other nodes, not this one.
+        # What queued while the previous batch was out goes in one publish (one Redis round trip).
+        queue = self._outgoing
         while True:
-            org_id, message = await self._outgoing.get()
-            if org_id is None:
-                await self.broker.publish_control(message)
-            else:
-                await self.broker.publish(org_id, message)
+            batch = [await queue.get()]
+            while len(batch) < limits.BROKER_PUBLISH_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            await self.broker.publish(batch)
 
     # --- receiving -------------------------------------------------------------------------
     async def _on_message(self, org_id: int | None, message: bytes) -> None:
