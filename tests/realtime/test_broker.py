@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import pytest
 import redis.asyncio as aioredis
 
 from feeds_server.realtime.broker_memory import MemoryBroker
@@ -15,7 +14,7 @@ from tests.conftest import REDIS_URL, unavailable
 BATCH = [(1, b"e1"), (None, b"signed-out"), (1, b"e2"), (2, b"other-org"), (1, b"e3")]
 
 
-async def _collect(broker, received: list):  # type: ignore[no-untyped-def]
+async def _start(broker, received: list):  # type: ignore[no-untyped-def]
     async def on_message(org_id, message):  # type: ignore[no-untyped-def]
         received.append((org_id, message))
 
@@ -36,8 +35,8 @@ async def test_redis_broker_publishes_a_batch_in_order_to_every_node():
     publisher, listener = RedisBroker(REDIS_URL, prefix), RedisBroker(REDIS_URL, prefix)
     received: list = []
     await listener.subscribe(1)  # this node has connections of org 1, none of org 2
-    await _collect(publisher, [])
-    await _collect(listener, received)
+    await _start(publisher, [])
+    await _start(listener, received)
     try:
         for _ in range(100):  # the listener's subscriptions are in place
             if listener._ready.is_set():
@@ -57,16 +56,15 @@ async def test_redis_broker_publishes_a_batch_in_order_to_every_node():
 async def test_memory_broker_delivers_a_batch_in_order_for_followed_orgs():
     broker = MemoryBroker()
     received: list = []
-    await _collect(broker, received)
+    await _start(broker, received)
     await broker.subscribe(1)
     await broker.publish(BATCH)
     assert received == [(1, b"e1"), (None, b"signed-out"), (1, b"e2"), (1, b"e3")]
 
 
-@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0"])
-async def test_a_redis_broker_that_cannot_publish_does_not_raise(url: str):
+async def test_a_redis_broker_that_cannot_publish_does_not_raise():
     """Events are committed before they are published: a broker down must not fail the request."""
-    broker = RedisBroker(url, "feedstest-down")
+    broker = RedisBroker("redis://127.0.0.1:1/0", "feedstest-down")  # nothing listens on port 1
     try:
         await broker.publish(BATCH)
     finally:
