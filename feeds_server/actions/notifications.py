@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,8 @@ from feeds_server.store.models import EmailJob, Notification, NotificationSettin
 MENTION = "mention"
 RECORD_OWNED = "record_owned"
 RECORD_FOLLOWED = "record_followed"
+# The live event of new notifications: one per recipient and transaction, listing theirs in order.
+NOTIFICATIONS_CREATED = "notifications.created"
 
 
 def mentioned_users(graph: OrgGraph, refs: Sequence[MentionRef]) -> dict[int, str]:
@@ -60,6 +62,7 @@ async def notify_mentions(
         return []
     settings = await _settings(session, reached)
     emails = dict((await session.execute(select(User.id, User.email).where(User.id.in_(reached)))).all())
+    notes: list[Notification] = []
     for user_id, how in sorted(reached.items()):
         note = Notification(
             user_id=user_id, kind=MENTION, actor_id=author_id, post_id=post_id, comment_id=comment_id,
@@ -67,7 +70,7 @@ async def notify_mentions(
         )
         session.add(note)
         await session.flush()
-        append_event(session, "notification.created", {"notification": notification_view(note)}, author_id, [user_channel(user_id)])
+        notes.append(note)
         wants_email, window = settings.get(user_id, (True, limits.DEFAULT_MENTION_BATCH_SECONDS))
         if how in {"user", "group"} and wants_email and user_id in emails:
             session.add(
@@ -78,6 +81,7 @@ async def notify_mentions(
                 )
             )
     await session.flush()
+    announce(session, notes)
     return sorted(reached)
 
 
@@ -95,8 +99,37 @@ async def notify_record_change(
     notes = [Notification(user_id=u, kind=kind, actor_id=actor_id, post_id=post_id, data=data, created_at=now) for u, kind in sorted(targets.items())]
     session.add_all(notes)
     await session.flush()
+    announce(session, notes)
+
+
+class _Noted(Protocol):
+    """What `notification_view` reads: a `Notification`, or a row a record batch wrote in bulk."""
+
+    id: int
+    user_id: int
+    kind: str
+    actor_id: int | None
+    post_id: int | None
+    comment_id: int | None
+    data: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None
+
+
+def announce(session: AsyncSession, notes: Sequence[_Noted]) -> None:
+    """Queue one `notifications.created` event per recipient with their new notifications, in order.
+
+    One event per recipient rather than per notification: a record batch notifies each follower of
+    many items at once, and an event (with its history row) per notification was most of its events.
+    The event's actor is the one who caused them all, or none when several people did.
+    """
+    by_user: dict[int, list[_Noted]] = {}
     for note in notes:
-        append_event(session, "notification.created", {"notification": notification_view(note)}, actor_id, [user_channel(note.user_id)])
+        by_user.setdefault(note.user_id, []).append(note)
+    for user_id, mine in by_user.items():
+        actors = {n.actor_id for n in mine}
+        actor_id = actors.pop() if len(actors) == 1 else None
+        append_event(session, NOTIFICATIONS_CREATED, {"notifications": [notification_view(n) for n in mine]}, actor_id, [user_channel(user_id)])
 
 
 async def _settings(session: AsyncSession, users: Iterable[int]) -> dict[int, tuple[bool, int]]:
@@ -108,7 +141,7 @@ async def _settings(session: AsyncSession, users: Iterable[int]) -> dict[int, tu
     return {u: (on, window) for u, on, window in rows}
 
 
-def notification_view(n: Notification) -> dict[str, Any]:
+def notification_view(n: _Noted) -> dict[str, Any]:
     return {
         "id": n.id,
         "kind": n.kind,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.directory import must_get
-from feeds_server.actions.notifications import RECORD_FOLLOWED, RECORD_OWNED, notification_view
+from feeds_server.actions.notifications import RECORD_FOLLOWED, RECORD_OWNED, announce
 from feeds_server.actions.posts import RECORD
 from feeds_server.actions.rules import RuleSet, load_rule_set
 from feeds_server.actions.views import comment_views, post_views
@@ -436,8 +436,7 @@ class _Batch:
             else:
                 assert item.comment is not None
                 append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
-            for note in item.notifications:
-                append_event(s, "notification.created", {"notification": notification_view(note)}, item.actor_id, (user_channel(note.user_id),))  # type: ignore[arg-type]
+        announce(s, [note for item in self.items for note in item.notifications])
 
     async def _insert_records(self) -> None:
         new = [t.record for t in self.tracked.values() if t.record.id is None]

@@ -211,7 +211,7 @@ class Room:
 # Events that change neither the org graph nor the org row: the many posts, comments and
 # notifications leave the cached graph in place; any other event drops it.
 CACHE_KEEPING_EVENTS = frozenset({
-    "post.created", "post.deleted", "comment.created", "comment.deleted", "notification.created",
+    "post.created", "post.deleted", "comment.created", "comment.deleted", "notifications.created",
     "notifications.read", "record.followed", "record.unfollowed",
 })
 

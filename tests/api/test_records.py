@@ -6,9 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import orjson
 import pytest
+from sqlalchemy import select
 
 from feeds_server import limits
+from feeds_server.realtime.history import recover
+from feeds_server.store.models import Event
+from feeds_server.store.scope import org_session
 from tests import factory
 from tests.api.records_helpers import crm, ev, items, send  # noqa: F401 - `crm` is a fixture
 
@@ -83,6 +88,40 @@ async def test_a_replayed_batch_creates_nothing_twice(crm):
     got = await items(rep, crm)
     assert len(got) == 2 and got[0]["comment_count"] == 1
     assert (await rep.get(f"{crm['b']}/notifications")).json()["unread"] == 3
+
+
+async def test_a_batch_notifies_each_follower_in_one_event_that_recovery_replays(crm, services):
+    """F-NOTIF-1, F-RT-2: a batch sends each person it notifies one `notifications.created` event with
+    their notifications oldest first, after the items they point to; recovery of their channel replays
+    it in order, once, and a replayed batch adds nothing."""
+    rep, manager = crm["rep"], crm["manager"]
+    batch = [
+        ev("n1", name="One", owner_email=rep.email, actor_email=manager.email),
+        ev("n2", crm_id="D-2", name="Two", owner_email=rep.email, actor_email=manager.email),
+        ev("n3", crm_id="D-3", name="Three", owner_email=manager.email),
+        ev("n4", "edited", fields={"Amount": 5}),
+    ]
+    assert [r["status"] for r in (await send(crm, *batch)).json()["results"]] == ["applied"] * 4
+    assert [r["status"] for r in (await send(crm, *batch)).json()["results"]] == ["duplicate"] * 4
+    listed = (await rep.get(f"{crm['b']}/notifications")).json()["notifications"][::-1]  # oldest first
+    assert [n["data"]["record"]["name"] for n in listed] == ["One", "Two", "One"]
+
+    org_id = crm["org"]["id"]
+    async with org_session(services.sessions, org_id) as session:
+        rows = (await session.execute(select(Event).where(Event.type == "notifications.created").order_by(Event.seq))).scalars().all()
+        recovered = await recover(session, org_id, f"u:{rep.id}", 0, [])
+    assert [(r.channels, len(r.payload["notifications"])) for r in rows] == [([f"u:{rep.id}"], 3), ([f"u:{manager.id}"], 1)]
+    assert rows[0].actor_user_id is None  # the manager made two of them, nobody named the third
+    assert rows[1].payload["notifications"][0]["kind"] == "record_owned"
+
+    assert recovered.recovered
+    offsets = [offset for offset, _ in recovered.publications]
+    assert offsets == sorted(set(offsets))
+    replayed = [orjson.loads(data) for _, data in recovered.publications]
+    assert [p["type"] for p in replayed] == ["post.created"] * 3 + ["notifications.created"]
+    notes = replayed[-1]["payload"]["notifications"]
+    assert [n["id"] for n in notes] == [n["id"] for n in listed]
+    assert [n["post_id"] for n in notes] == [p["payload"]["post"]["id"] for p in replayed[:3]]
 
 
 async def test_concurrent_replays_of_a_batch_apply_it_once(crm):

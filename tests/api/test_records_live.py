@@ -25,11 +25,11 @@ async def test_a_record_change_reaches_a_connected_follower_and_nobody_else(node
     assert r.status_code == 200 and r.json()["results"][0]["status"] == "applied"
 
     bob_rec = recorders["bob"]
-    await bob_rec.wait_for(lambda: bob_rec.of_type("post.created") and bob_rec.of_type("notification.created"))
+    await bob_rec.wait_for(lambda: bob_rec.of_type("post.created") and bob_rec.of_type("notifications.created"))
     post = bob_rec.of_type("post.created")[0]["payload"]["post"]
     assert post["kind"] == "record" and post["data"]["record"]["name"] == "Live deal" and post["data"]["change"] == "created"
     assert {ch for ch, _, _ in bob_rec.pubs} == {f"u:{bob.id}"}
-    assert bob_rec.of_type("notification.created")[0]["payload"]["notification"]["kind"] == "record_owned"
+    assert bob_rec.of_type("notifications.created")[0]["payload"]["notifications"][0]["kind"] == "record_owned"
     await asyncio.sleep(0.3)
     assert recorders["carol"].pubs == []
     for client in clients.values():

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 # A feed event on the socket: what a user of another org must never receive.
-FEED_EVENT = re.compile(r'"type":\s*"(post|comment|notification)\.')
+FEED_EVENT = re.compile(r'"type":\s*"(post|comment|notifications?)\.')
 
 
 def item(page, text: str):  # type: ignore[no-untyped-def]

@@ -44,8 +44,8 @@ async def test_mention_notification_arrives_live_on_the_users_channel(node, sett
     await asyncio.wait_for(recorder.connected.wait(), 5)
     r = await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": f"ping @[user:{bob.id}]"})
     assert r.status_code == 201
-    await recorder.wait_for(lambda: recorder.of_type("notification.created"))
-    channel = next(ch for ch, _, d in recorder.pubs if d["type"] == "notification.created")
+    await recorder.wait_for(lambda: recorder.of_type("notifications.created"))
+    channel = next(ch for ch, _, d in recorder.pubs if d["type"] == "notifications.created")
     assert channel == f"u:{bob.id}"
-    assert recorder.of_type("notification.created")[0]["payload"]["notification"]["kind"] == "mention"
+    assert recorder.of_type("notifications.created")[0]["payload"]["notifications"][0]["kind"] == "mention"
     await client.disconnect()

@@ -158,7 +158,7 @@ function setUnread(count) {
 
 // The bell counts live, whatever page is open.
 live.onEvent((data) => {
-  if (data.type === 'notification.created') setUnread(unread + 1);
+  if (data.type === 'notifications.created') setUnread(unread + data.payload.notifications.length);
   else if (data.type === 'notifications.read') setUnread(data.payload.unread);
   else if (data.type === 'live.reload') refreshUnread();
   else if (data.type === 'live.resumed') {

@@ -64,11 +64,13 @@ export async function renderNotifications(main, { scope, go }) {
   });
 
   scope.add(live.onEvent(async (data) => {
-    if (data.type === 'notification.created') {
-      const n = data.payload.notification;
-      if (list.querySelector(`[data-notification-id="${n.id}"]`)) return;
-      list.prepend(await row(n));
-      empty.hidden = true;
+    if (data.type === 'notifications.created') {
+      // Oldest first: each goes on top of the one before.
+      for (const n of data.payload.notifications) {
+        if (list.querySelector(`[data-notification-id="${n.id}"]`)) continue;
+        list.prepend(await row(n));
+        empty.hidden = true;
+      }
     } else if (data.type === 'notifications.read') {
       const id = data.payload.id;
       const read = id ? list.querySelectorAll(`[data-notification-id="${id}"]`) : list.querySelectorAll('.unread');
