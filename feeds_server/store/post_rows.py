@@ -72,7 +72,7 @@ WITH new_posts AS (
 ), new_events AS (
     INSERT INTO events (org_id, seq, type, actor_user_id, payload, channels, created_at)
     SELECT $1, seq.event_seq - cardinality($18::varchar[]) + e.n, e.type, e.actor_user_id, e.payload, e.channels, e.created_at
-    FROM seq, unnest($18::varchar[], $19::bigint[], $20::jsonb[], $21::jsonb[], $22::timestamptz[])
+    FROM seq, unnest($18::varchar[], $19::bigint[], $20::json[], $21::jsonb[], $22::timestamptz[])
         WITH ORDINALITY AS e(type, actor_user_id, payload, channels, created_at, n)
 ), event_channels_ AS (
     INSERT INTO event_channels (org_id, channel, seq, created_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feeds_server.store.base import Base, BigId, OrgOwned, utcnow
@@ -24,7 +24,8 @@ class Event(OrgOwned, Base):
     seq: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(64))
     actor_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
-    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # `json`, not `jsonb` (migration 0008): written once, read whole, never queried inside.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     channels: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
