@@ -8,11 +8,12 @@ executemany. The rows skip the ORM, so each carries its `org_id`.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Table, bindparam, insert, text, update
+from sqlalchemy import JSON, String, Table, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -105,9 +106,19 @@ def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, 
     for i, name in enumerate(same):
         value = values[name][0]
         params[f"s{i}"] = _json(value) if name in json_columns and value is not None else value
+    shared: list[str] = []
     for i, name in enumerate(varying):
-        params[f"c{i}"] = _column_array(values[name], name in json_columns)
-    return _unnest_insert(table, same, varying), params
+        column = values[name]
+        if name in json_columns:
+            docs, picks = _shared_documents(column)
+            if docs is not None:
+                params[f"c{i}"], params[f"d{i}"] = picks, docs
+                shared.append(name)
+                continue
+        params[f"c{i}"] = _column_array(column, name in json_columns)
+        if name in _text_columns(table):
+            params[f"c{i}"] = _text_array(params[f"c{i}"])
+    return _unnest_insert(table, same, varying, tuple(shared)), params
 
 
 def _one_value(values: list[Any], is_json: bool) -> bool:
@@ -136,23 +147,70 @@ def _column_array(values: list[Any], is_json: bool) -> list[Any]:
 _MISSING: Any = object()
 
 
+def _shared_documents(values: list[Any]) -> tuple[list[str] | None, list[int]]:
+    """When rows share JSON documents (a fan-out row per follower of an item), each document once
+    and, per row, its position (from 1): PostgreSQL then parses each document once, not per row.
+    `None` when fewer than half the rows share theirs."""
+    positions: dict[int, int] = {}
+    docs: list[str] = []
+    picks: list[int] = []
+    for v in values:
+        n = positions.get(id(v))
+        if n is None:
+            if v is None or len(docs) * 2 >= len(values):
+                return None, []
+            docs.append(_json(v))
+            n = positions[id(v)] = len(docs)
+        picks.append(n)
+    return docs, picks
+
+
+# An element of an array literal that needs no quotes (PostgreSQL's `array_in`).
+_PLAIN = re.compile(r'[^\s{},"\\]+')
+
+
+def _text_array(values: list[str | None]) -> str:
+    """Strings as one array literal: the driver would encode each element in turn (checking it is
+    not itself a sequence), several times the cost of joining them here."""
+    quoted: dict[str | None, str] = {None: "NULL"}
+    for v in set(values):
+        if v is not None:
+            quoted[v] = v if _PLAIN.fullmatch(v) and v.upper() != "NULL" else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "{" + ",".join([quoted[v] for v in values]) + "}"
+
+
 @lru_cache(maxsize=256)
-def _unnest_insert(table: Table, same: tuple[str, ...], varying: tuple[str, ...]) -> Executable:
+def _unnest_insert(table: Table, same: tuple[str, ...], varying: tuple[str, ...], shared: tuple[str, ...] = ()) -> Executable:
+    """`shared` JSON columns come as positions (`c<i>`) in an array of distinct documents (`d<i>`)."""
     scalars = "".join(f"CAST(:s{i} AS {_scalar_type(table, name)}), " for i, name in enumerate(same))
-    arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(varying))
+    arrays = ", ".join(_array_param(table, name, f"c{i}", name in shared) for i, name in enumerate(varying))
+    picked = ", ".join(
+        f"(CAST(:d{i} AS {_array_type(table, name)}))[u.c{i}]" if name in shared else f"u.c{i}" for i, name in enumerate(varying)
+    )
+    aliases = ", ".join(f"c{i}" for i in range(len(varying)))
     names = ", ".join(f'"{name}"' for name in same + varying)
-    return text(f'INSERT INTO "{table.name}" ({names}) SELECT {scalars}u.* FROM unnest({arrays}) AS u')
+    return text(f'INSERT INTO "{table.name}" ({names}) SELECT {scalars}{picked} FROM unnest({arrays}) AS u({aliases})')
+
+
+def _array_param(table: Table, name: str, param: str, shared: bool = False) -> str:
+    if shared:
+        return f"CAST(:{param} AS INTEGER[])"
+    if name in _text_columns(table):
+        return f"CAST(CAST(:{param} AS TEXT) AS {_array_type(table, name)})"
+    return f"CAST(:{param} AS {_array_type(table, name)})"
 
 
 def _scalar_type(table: Table, name: str) -> str:
-    return "jsonb" if name in _json_columns(table) else table.c[name].type.compile(dialect=_PG)
+    return table.c[name].type.compile(dialect=_PG)  # `json` or `jsonb` as the column is
 
 
 def _array_type(table: Table, name: str) -> str:
-    column = table.c[name]
-    if name in _json_columns(table):
-        return "jsonb[]"
-    return column.type.compile(dialect=_PG) + "[]"
+    return _scalar_type(table, name) + "[]"
+
+
+@lru_cache(maxsize=128)
+def _text_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), String))
 
 
 @lru_cache(maxsize=128)
@@ -180,14 +238,17 @@ async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...]
         stmt = update(table).where(*match).values({c: bindparam(f"v_{c}") for c in columns if c not in keys})
         await session.execute(stmt, [{f"{'k' if c in keys else 'v'}_{c}": v for c, v in row.items()} for row in rows])
         return
-    json_columns = _json_columns(table)
-    params = {f"c{i}": _column_array([r[name] for r in rows], name in json_columns) for i, name in enumerate(columns)}
+    json_columns, text_columns = _json_columns(table), _text_columns(table)
+    params: dict[str, Any] = {}
+    for i, name in enumerate(columns):
+        column = [r[name] for r in rows]
+        params[f"c{i}"] = _text_array(column) if name in text_columns else _column_array(column, name in json_columns)
     await session.execute(_unnest_update(table, keys, columns), params)
 
 
 @lru_cache(maxsize=64)
 def _unnest_update(table: Table, keys: tuple[str, ...], columns: tuple[str, ...]) -> Executable:
-    arrays = ", ".join(f"CAST(:c{i} AS {_array_type(table, name)})" for i, name in enumerate(columns))
+    arrays = ", ".join(_array_param(table, name, f"c{i}") for i, name in enumerate(columns))
     names = ", ".join(f'"{name}"' for name in columns)
     sets = ", ".join(f'"{c}" = v."{c}"' for c in columns if c not in keys)
     match = " AND ".join(f'"{table.name}"."{k}" = v."{k}"' for k in keys)

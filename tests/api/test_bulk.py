@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import select, text
 
-from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids
+from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids, update_many
 from feeds_server.store.models import Notification
 from feeds_server.store.scope import org_session
 
@@ -68,3 +68,25 @@ async def test_columns_with_values_for_every_row_return_ids_in_order(services):
         got = {r.id: (r.user_id, r.data, r.created_at) for r in (await s.execute(select(Notification))).scalars()}
         assert [got[i] for i in ids] == [(3, {"x": 3}, T0), (1, {"x": 1}, T1), (2, {"x": 2}, T0)]
         assert await insert_columns(s, Notification.__table__, {"user_id": []}, {}) == []
+
+
+async def test_strings_of_every_shape_and_shared_documents_round_trip(services):
+    """Text columns travel as one array literal and documents shared by rows once each (PostgreSQL):
+    quotes, backslashes, braces, commas, spaces, the word NULL, the empty string and nulls come back as sent."""
+    await _org(services)
+    kinds = ['a "quoted" one', "back\\slash", "{braces},comma", " padded ", "NULL", "null", "", "ünï", "plain:1"]
+    first, second = {"item": 1}, {"item": 2}
+    docs = [first if i % 3 else second for i in range(len(kinds))]
+    async with org_session(services.sessions, 1) as s:
+        await insert_columns(
+            s, Notification.__table__,
+            {"user_id": [1 + i % 5 for i in range(len(kinds))], "kind": kinds, "data": docs},
+            {"org_id": 1, "actor_id": None, "post_id": None, "comment_id": None, "created_at": T0, "read_at": None},
+        )
+        rows = (await s.execute(select(Notification.kind, Notification.data).order_by(Notification.id))).all()
+        assert [tuple(r) for r in rows] == list(zip(kinds, docs, strict=True))
+        await update_many(s, Notification.__table__, ("org_id", "id"), [
+            {"org_id": 1, "id": n.id, "kind": n.kind[::-1]} for n in (await s.execute(select(Notification))).scalars()
+        ])
+        got = list((await s.execute(select(Notification.kind).order_by(Notification.id))).scalars())
+        assert got == [k[::-1] for k in kinds]
