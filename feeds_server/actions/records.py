@@ -575,7 +575,9 @@ async def _lock_existing(session: AsyncSession, model: type[User] | type[Record]
     """
     if not ids:
         return set()
-    stmt = select(model.id).where(model.id.in_(sorted(ids))).with_for_update(key_share=True)
+    # `read=True`: without it SQLAlchemy renders FOR NO KEY UPDATE, which conflicts with itself and
+    # made concurrent batches naming the same people wait for each other's commit.
+    stmt = select(model.id).where(model.id.in_(sorted(ids))).with_for_update(read=True, key_share=True)
     return set((await session.execute(stmt)).scalars())
 
 

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from feeds_server import limits
+from feeds_server.actions.records import _lock_existing
 from feeds_server.realtime.history import recover
-from feeds_server.store.models import Event
+from feeds_server.store.models import Event, User
 from feeds_server.store.scope import org_session
 from tests import factory
 from tests.api.records_helpers import crm, ev, items, send  # noqa: F401 - `crm` is a fixture
@@ -122,6 +123,19 @@ async def test_a_batch_notifies_each_follower_in_one_event_that_recovery_replays
     notes = replayed[-1]["payload"]["notifications"]
     assert [n["id"] for n in notes] == [n["id"] for n in listed]
     assert [n["post_id"] for n in notes] == [p["payload"]["post"]["id"] for p in replayed[:3]]
+
+
+async def test_batches_naming_the_same_people_do_not_wait_for_each_other(crm, services):
+    """A batch locks the people it names as a foreign key's check did (`FOR KEY SHARE`), a lock that
+    does not conflict with itself: two batches of one org run side by side."""
+    if services.settings.is_sqlite:
+        pytest.skip("SQLite runs one writer at a time")
+    people = {crm["rep"].id, crm["manager"].id}
+    async with org_session(services.sessions, crm["org"]["id"]) as first:
+        assert await _lock_existing(first, User, people) == people
+        async with org_session(services.sessions, crm["org"]["id"]) as second:
+            await second.execute(text("SET LOCAL lock_timeout = '2s'"))
+            assert await _lock_existing(second, User, people) == people
 
 
 async def test_concurrent_replays_of_a_batch_apply_it_once(crm):
