@@ -105,7 +105,7 @@ def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, 
     params: dict[str, Any] = {}
     for i, name in enumerate(same):
         value = values[name][0]
-        params[f"s{i}"] = _json(value) if name in json_columns and value is not None else value
+        params[f"s{i}"] = json_text(value) if name in json_columns and value is not None else value
     shared: list[str] = []
     for i, name in enumerate(varying):
         column = values[name]
@@ -117,7 +117,7 @@ def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, 
                 continue
         params[f"c{i}"] = _column_array(column, name in json_columns)
         if name in _text_columns(table):
-            params[f"c{i}"] = _text_array(params[f"c{i}"])
+            params[f"c{i}"] = text_array(params[f"c{i}"])
     return _unnest_insert(table, same, varying, tuple(shared)), params
 
 
@@ -139,7 +139,7 @@ def _column_array(values: list[Any], is_json: bool) -> list[Any]:
     for v in values:
         doc = encoded.get(id(v), _MISSING)
         if doc is _MISSING:
-            doc = encoded[id(v)] = _json(v)
+            doc = encoded[id(v)] = json_text(v)
         out.append(doc)
     return out
 
@@ -159,7 +159,7 @@ def _shared_documents(values: list[Any]) -> tuple[list[str] | None, list[int]]:
         if n is None:
             if v is None or len(docs) * 2 >= len(values):
                 return None, []
-            docs.append(_json(v))
+            docs.append(json_text(v))
             n = positions[id(v)] = len(docs)
         picks.append(n)
     return docs, picks
@@ -169,7 +169,7 @@ def _shared_documents(values: list[Any]) -> tuple[list[str] | None, list[int]]:
 _PLAIN = re.compile(r'[^\s{},"\\]+')
 
 
-def _text_array(values: list[str | None]) -> str:
+def text_array(values: list[str | None]) -> str:
     """Strings as one array literal: the driver would encode each element in turn (checking it is
     not itself a sequence), several times the cost of joining them here."""
     quoted: dict[str | None, str] = {None: "NULL"}
@@ -223,7 +223,7 @@ def _impl(type_: Any) -> Any:
     return impl() if isinstance(impl, type) else impl
 
 
-def _json(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
@@ -242,7 +242,7 @@ async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...]
     params: dict[str, Any] = {}
     for i, name in enumerate(columns):
         column = [r[name] for r in rows]
-        params[f"c{i}"] = _text_array(column) if name in text_columns else _column_array(column, name in json_columns)
+        params[f"c{i}"] = text_array(column) if name in text_columns else _column_array(column, name in json_columns)
     await session.execute(_unnest_update(table, keys, columns), params)
 
 

@@ -3,9 +3,10 @@
 Actions call `append_event` during their transaction. Just before the transaction commits, the
 events are numbered from `orgs.event_seq` and written. Numbering last keeps the row lock on the org
 short, and because that lock is held until commit, an org's events get their numbers in commit
-order: a reader that has seen `seq = n` has seen every event below it. The group commit of new
-posts writes its events on the driver connection instead (store/post_rows.py), in the same
-statement that takes that lock and numbers them the same way.
+order: a reader that has seen `seq = n` has seen every event below it. On PostgreSQL the events
+and their channel rows are written by the statement that takes that lock and numbers them, so the
+lock is held for one statement and the commit. The group commit of new posts does the same on the
+driver connection (store/post_rows.py).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from feeds_server.store.base import utcnow
-from feeds_server.store.bulk import insert_rows
+from feeds_server.store.bulk import insert_rows, json_text, text_array
 from feeds_server.store.models import Event, EventChannel, Org
 from feeds_server.store.scope import UnscopedQuery, current_org
 
@@ -77,25 +78,57 @@ def _number_and_write(session: Session) -> None:
     by_org: dict[int, list[NewEvent]] = {}
     for ev in pending:
         by_org.setdefault(ev.org_id, []).append(ev)
+    dialect = session.get_bind().dialect.name
     for org_id, events in by_org.items():
+        if dialect == "postgresql":
+            last = session.execute(_NUMBER_AND_WRITE, _statement_params(org_id, events)).scalar_one()
+            number_events(events, last)
+            continue
         last = session.execute(
             update(Org).where(Org.id == org_id).values(event_seq=Org.event_seq + len(events)).returning(Org.event_seq)
         ).scalar_one()
         number_events(events, last)
-    dialect = session.get_bind().dialect.name
-    session.execute(*insert_rows(dialect, Event.__table__, [
-        {"org_id": ev.org_id, "seq": ev.seq, "type": ev.type, "actor_user_id": ev.actor_user_id,
-         "payload": ev.payload, "channels": ev.channels, "created_at": ev.created_at}
-        for ev in pending
-    ]))
-    rows = [
-        {"org_id": ev.org_id, "channel": ch, "seq": ev.seq, "created_at": ev.created_at}
-        for ev in pending
-        for ch in ev.channels
-    ]
-    if rows:
-        session.execute(*insert_rows(dialect, EventChannel.__table__, rows))
+        session.execute(*insert_rows(dialect, Event.__table__, [
+            {"org_id": ev.org_id, "seq": ev.seq, "type": ev.type, "actor_user_id": ev.actor_user_id,
+             "payload": ev.payload, "channels": ev.channels, "created_at": ev.created_at}
+            for ev in events
+        ]))
+        rows = [{"org_id": ev.org_id, "channel": ch, "seq": ev.seq, "created_at": ev.created_at} for ev in events for ch in ev.channels]
+        if rows:
+            session.execute(*insert_rows(dialect, EventChannel.__table__, rows))
     session.info.setdefault(COMMITTED_KEY, []).extend(pending)
+
+
+# PostgreSQL: the org's events numbered and written in one statement, so the org row, locked from
+# here until commit, is held for that statement and the commit only (not for a round trip per table).
+_NUMBER_AND_WRITE = text("""
+WITH seq AS (
+    UPDATE orgs SET event_seq = event_seq + :n WHERE id = :org RETURNING event_seq
+), new_events AS (
+    INSERT INTO events (org_id, seq, type, actor_user_id, payload, channels, created_at)
+    SELECT :org, seq.event_seq - :n + e.n, e.type, e.actor_user_id, e.payload, e.channels, e.created_at
+    FROM seq, unnest(CAST(CAST(:types AS TEXT) AS VARCHAR[]), CAST(:actors AS BIGINT[]), CAST(:payloads AS JSON[]),
+                     CAST(:channels AS JSONB[]), CAST(:times AS TIMESTAMPTZ[]))
+        WITH ORDINALITY AS e(type, actor_user_id, payload, channels, created_at, n)
+), new_channels AS (
+    INSERT INTO event_channels (org_id, channel, seq, created_at)
+    SELECT :org, c.channel, seq.event_seq - :n + c.n, c.created_at
+    FROM seq, unnest(CAST(:c_n AS BIGINT[]), CAST(CAST(:c_channels AS TEXT) AS VARCHAR[]), CAST(:c_times AS TIMESTAMPTZ[]))
+        AS c(n, channel, created_at)
+)
+SELECT event_seq FROM seq
+""")
+
+
+def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
+    channels = [(n, ch, ev.created_at) for n, ev in enumerate(events, 1) for ch in ev.channels]
+    return {
+        "org": org_id, "n": len(events),
+        "types": text_array([ev.type for ev in events]), "actors": [ev.actor_user_id for ev in events],
+        "payloads": [json_text(ev.payload) for ev in events], "channels": [json_text(ev.channels) for ev in events],
+        "times": [ev.created_at for ev in events],
+        "c_n": [c[0] for c in channels], "c_channels": text_array([c[1] for c in channels]), "c_times": [c[2] for c in channels],
+    }
 
 
 @sa_event.listens_for(Session, "after_rollback")
