@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, PrimaryKeyConstraint, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, PrimaryKeyConstraint, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feeds_server.store.base import Base, BigId, OrgOwned, utcnow
@@ -15,10 +15,11 @@ class Event(OrgOwned, Base):
     """One change. `seq` increases strictly within an org, in commit order (store/events.py)."""
 
     __tablename__ = "events"
-    __table_args__ = (UniqueConstraint("org_id", "seq"), Index("ix_events_org_created", "org_id", "created_at"))
+    __table_args__ = (UniqueConstraint("org_id", "seq"),)
 
     # No foreign key to the org, no index on the org alone (migration 0005): events are written after
     # the org row is updated in the same transaction, so the org exists; deleting it deletes them.
+    # Nothing reads them by time (migration 0009 dropped that index).
     org_id: Mapped[int] = mapped_column(BigId, nullable=False)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger)

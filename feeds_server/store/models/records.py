@@ -22,6 +22,8 @@ class Record(OrgOwned, Base):
         Index("ix_records_module_activity", "org_id", "module", "last_activity_at"),
     )
 
+    # No index on the org alone (migration 0009): the unique key begins with it.
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     crm_id: Mapped[str] = mapped_column(String(limits.MAX_CRM_ID_CHARS))
@@ -71,6 +73,8 @@ class RecordEventSeen(OrgOwned, Base):
     __tablename__ = "record_events_seen"
     __table_args__ = (PrimaryKeyConstraint("org_id", "event_id"),)
 
+    # No index on the org alone (migration 0009): the primary key begins with it.
+    org_id: Mapped[int] = mapped_column(BigId, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False)
     event_id: Mapped[str] = mapped_column(String(limits.MAX_CRM_ID_CHARS))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
