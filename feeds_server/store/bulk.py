@@ -9,11 +9,12 @@ executemany. The rows skip the ORM, so each carries its `org_id`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, String, Table, bindparam, insert, text, update
+from sqlalchemy import JSON, DateTime, String, Table, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -37,7 +38,7 @@ async def insert_returning_ids(session: AsyncSession, table: Table, rows: list[d
         return []
     if session.get_bind().dialect.name != "postgresql":
         return list((await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)).scalars())
-    ids = sorted((await session.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)})).scalars())
+    ids = await _next_ids(session, table, len(rows))
     values = _columns(rows)
     values["id"] = ids
     await session.execute(*_pg_insert(table, values))
@@ -66,16 +67,22 @@ async def insert_columns(
     values.update(per_row)
     ids: list[int] = []
     if returning_ids:
-        ids = values["id"] = sorted((await session.execute(_NEXT_IDS, {"table": table.name, "n": n})).scalars())
+        ids = values["id"] = await _next_ids(session, table, n)
     await session.execute(*_pg_insert(table, values))
     return ids
+
+
+async def _next_ids(session: AsyncSession, table: Table, n: int) -> list[int]:
+    """`n` new ids of `table`, increasing: one row holding an array (a row per id cost more to read
+    than the ids cost to take)."""
+    return sorted((await session.execute(_NEXT_IDS, {"table": table.name, "n": n})).scalar_one())
 
 
 # The sequence is looked up once (a CTE, so it is not inlined into each `nextval` call: looked up per
 # row, it cost five times the ids themselves).
 _NEXT_IDS = text(
     "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence(:table, 'id')::regclass AS seq)"
-    " SELECT nextval(s.seq) FROM s, generate_series(1, :n)"
+    " SELECT array_agg(nextval(s.seq)) FROM s, generate_series(1, :n)"
 )
 
 
@@ -109,8 +116,8 @@ def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, 
     shared: list[str] = []
     for i, name in enumerate(varying):
         column = values[name]
-        if name in json_columns:
-            docs, picks = _shared_documents(column)
+        if name in json_columns or name in _time_columns(table):
+            docs, picks = _shared_values(column, json_text if name in json_columns else None)
             if docs is not None:
                 params[f"c{i}"], params[f"d{i}"] = picks, docs
                 shared.append(name)
@@ -147,22 +154,23 @@ def _column_array(values: list[Any], is_json: bool) -> list[Any]:
 _MISSING: Any = object()
 
 
-def _shared_documents(values: list[Any]) -> tuple[list[str] | None, list[int]]:
-    """When rows share JSON documents (a fan-out row per follower of an item), each document once
-    and, per row, its position (from 1): PostgreSQL then parses each document once, not per row.
-    `None` when fewer than half the rows share theirs."""
+def _shared_values(values: list[Any], encode: Callable[[Any], Any] | None) -> tuple[list[Any] | None, list[int]]:
+    """When rows share values (a fan-out row per follower of an item: its document, its record's
+    time), each value once and, per row, its position (from 1); JSON documents encoded: PostgreSQL
+    parses each document once, and the driver encodes a position for less than a timestamp. Shared
+    means the same object. `None` when fewer than half the rows share theirs."""
     positions: dict[int, int] = {}
-    docs: list[str] = []
+    distinct: list[Any] = []
     picks: list[int] = []
     for v in values:
         n = positions.get(id(v))
         if n is None:
-            if v is None or len(docs) * 2 >= len(values):
+            if v is None or len(distinct) * 2 >= len(values):
                 return None, []
-            docs.append(json_text(v))
-            n = positions[id(v)] = len(docs)
+            distinct.append(encode(v) if encode else v)
+            n = positions[id(v)] = len(distinct)
         picks.append(n)
-    return docs, picks
+    return distinct, picks
 
 
 # An element of an array literal that needs no quotes (PostgreSQL's `array_in`).
@@ -181,7 +189,7 @@ def text_array(values: list[str | None]) -> str:
 
 @lru_cache(maxsize=256)
 def _unnest_insert(table: Table, same: tuple[str, ...], varying: tuple[str, ...], shared: tuple[str, ...] = ()) -> Executable:
-    """`shared` JSON columns come as positions (`c<i>`) in an array of distinct documents (`d<i>`)."""
+    """`shared` columns come as positions (`c<i>`) in an array of their distinct values (`d<i>`)."""
     scalars = "".join(f"CAST(:s{i} AS {_scalar_type(table, name)}), " for i, name in enumerate(same))
     arrays = ", ".join(_array_param(table, name, f"c{i}", name in shared) for i, name in enumerate(varying))
     picked = ", ".join(
@@ -206,6 +214,11 @@ def _scalar_type(table: Table, name: str) -> str:
 
 def _array_type(table: Table, name: str) -> str:
     return _scalar_type(table, name) + "[]"
+
+
+@lru_cache(maxsize=128)
+def _time_columns(table: Table) -> frozenset[str]:
+    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), DateTime))
 
 
 @lru_cache(maxsize=128)

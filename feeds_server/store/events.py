@@ -112,22 +112,21 @@ WITH seq AS (
         WITH ORDINALITY AS e(type, actor_user_id, payload, channels, created_at, n)
 ), new_channels AS (
     INSERT INTO event_channels (org_id, channel, seq, created_at)
-    SELECT :org, c.channel, seq.event_seq - :n + c.n, c.created_at
-    FROM seq, unnest(CAST(:c_n AS BIGINT[]), CAST(CAST(:c_channels AS TEXT) AS VARCHAR[]), CAST(:c_times AS TIMESTAMPTZ[]))
-        AS c(n, channel, created_at)
+    SELECT :org, c.channel, seq.event_seq - :n + c.n, (CAST(:times AS TIMESTAMPTZ[]))[c.n]
+    FROM seq, unnest(CAST(:c_n AS INTEGER[]), CAST(CAST(:c_channels AS TEXT) AS VARCHAR[])) AS c(n, channel)
 )
 SELECT event_seq FROM seq
 """)
 
 
 def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
-    channels = [(n, ch, ev.created_at) for n, ev in enumerate(events, 1) for ch in ev.channels]
+    channels = [(n, ch) for n, ev in enumerate(events, 1) for ch in ev.channels]
     return {
         "org": org_id, "n": len(events),
         "types": text_array([ev.type for ev in events]), "actors": [ev.actor_user_id for ev in events],
         "payloads": [json_text(ev.payload) for ev in events], "channels": [json_text(ev.channels) for ev in events],
         "times": [ev.created_at for ev in events],
-        "c_n": [c[0] for c in channels], "c_channels": text_array([c[1] for c in channels]), "c_times": [c[2] for c in channels],
+        "c_n": [c[0] for c in channels], "c_channels": text_array([c[1] for c in channels]),
     }
 
 
