@@ -2,8 +2,10 @@
 for many connects at once.
 
 When a crowd reconnects (a node restart, a network blip), thousands of `connect` commands arrive
-within seconds, most for the same org. Each waits here at most `WINDOW` seconds for the others of
-its org; then one query reads every sign-in of the batch. Every connect is still checked against
+within seconds, most for the same org. Each waits here for the others of its org: at most `WINDOW`
+seconds when the org has no read in flight, else until that read ends; then one query reads every
+sign-in of the batch. Under a storm the batches grow by themselves to what arrives during one read,
+and a lone connect waits 2 ms. Every connect is still checked against
 the database, at a moment after it arrived. A revocation committed after that moment reaches the
 node as a control message; the hub closes a connection whose check predates such a message
 (`Hub.revoked_since`), so the short wait opens no gap.
@@ -67,7 +69,9 @@ class Admissions:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._open: dict[int, _Batch] = {}
+        self._reading: dict[int, int] = {}  # org → reads in flight
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def check(self, org_id: int, user_id: int, auth_token_id: int) -> Admitted | None:
         """(role, profile) of a live sign-in of a member of the org with the Feeds tab, else None."""
@@ -75,7 +79,8 @@ class Admissions:
         batch = self._open.get(org_id)
         if batch is None:
             batch = self._open[org_id] = _Batch()
-            loop.call_later(WINDOW, self._close, org_id, batch)
+            if not self._reading.get(org_id):
+                loop.call_later(WINDOW, self._close, org_id, batch)  # else closed when the read ends
         done: asyncio.Future[Admitted | None] = loop.create_future()
         batch.waiting.append((user_id, auth_token_id, done))
         if len(batch.waiting) >= BATCH_MAX:
@@ -86,20 +91,36 @@ class Admissions:
         if self._open.get(org_id) is not batch:
             return  # already closed when full
         del self._open[org_id]
+        self._reading[org_id] = self._reading.get(org_id, 0) + 1
         task = asyncio.get_running_loop().create_task(self._read(org_id, batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _read(self, org_id: int, batch: _Batch) -> None:
+        try:
+            await self._read_batch(org_id, batch)
+        finally:
+            for _, _, done in batch.waiting:  # cancelled before any answer
+                if not done.done():
+                    done.set_exception(ConnectionError("the connect check was cancelled"))
+            left = self._reading.pop(org_id, 1) - 1
+            if left:
+                self._reading[org_id] = left
+            elif org_id in self._open:  # what arrived during the read
+                if self._closed:
+                    for _, _, done in self._open.pop(org_id).waiting:
+                        done.set_exception(ConnectionError("the node is shutting down"))
+                else:
+                    self._close(org_id, self._open[org_id])
+
+    async def _read_batch(self, org_id: int, batch: _Batch) -> None:
         checked_at = time.monotonic()
         try:
             rows = await _read_members(self.services, org_id, sorted({auth for _, auth, _ in batch.waiting}))
-        except BaseException as exc:
+        except Exception as exc:
             for _, _, done in batch.waiting:
                 if not done.done():
-                    done.set_exception(exc if isinstance(exc, Exception) else ConnectionError("admission read cancelled"))
-            if not isinstance(exc, Exception):
-                raise
+                    done.set_exception(exc)
             return
         now = self.services.clock()
         for user_id, auth_id, done in batch.waiting:
@@ -107,6 +128,7 @@ class Admissions:
                 done.set_result(_admitted(rows.get(auth_id), user_id, now, checked_at))
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
 

@@ -133,8 +133,9 @@ def _framed(frame: bytes) -> bytes:
 
 async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection | None:
     try:
-        message = await asyncio.wait_for(ws.receive(), timeout=CONNECT_TIMEOUT)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(CONNECT_TIMEOUT):  # a timer, where wait_for would also start a task
+            message = await ws.receive()
+    except TimeoutError:
         await _close(ws, proto.DISCONNECT_STALE)
         return None
     if message["type"] == "websocket.disconnect":
