@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from feeds_server.store.base import utcnow
-from feeds_server.store.bulk import insert_rows, json_text, text_array
+from feeds_server.store.bulk import insert_rows, int_array, json_text, text_array
 from feeds_server.store.models import Event, EventChannel, Org
 from feeds_server.store.scope import UnscopedQuery, current_org
 
@@ -107,13 +107,13 @@ WITH seq AS (
 ), new_events AS (
     INSERT INTO events (org_id, seq, type, actor_user_id, payload, channels, created_at)
     SELECT :org, seq.event_seq - :n + e.n, e.type, e.actor_user_id, e.payload, e.channels, e.created_at
-    FROM seq, unnest(CAST(CAST(:types AS TEXT) AS VARCHAR[]), CAST(:actors AS BIGINT[]), CAST(:payloads AS JSON[]),
+    FROM seq, unnest(CAST(CAST(:types AS TEXT) AS VARCHAR[]), CAST(CAST(:actors AS TEXT) AS BIGINT[]), CAST(:payloads AS JSON[]),
                      CAST(:channels AS JSONB[]), CAST(:times AS TIMESTAMPTZ[]))
         WITH ORDINALITY AS e(type, actor_user_id, payload, channels, created_at, n)
 ), new_channels AS (
     INSERT INTO event_channels (org_id, channel, seq, created_at)
     SELECT :org, c.channel, seq.event_seq - :n + c.n, (CAST(:times AS TIMESTAMPTZ[]))[c.n]
-    FROM seq, unnest(CAST(:c_n AS INTEGER[]), CAST(CAST(:c_channels AS TEXT) AS VARCHAR[])) AS c(n, channel)
+    FROM seq, unnest(CAST(CAST(:c_n AS TEXT) AS INTEGER[]), CAST(CAST(:c_channels AS TEXT) AS VARCHAR[])) AS c(n, channel)
 )
 SELECT event_seq FROM seq
 """)
@@ -123,10 +123,10 @@ def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
     channels = [(n, ch) for n, ev in enumerate(events, 1) for ch in ev.channels]
     return {
         "org": org_id, "n": len(events),
-        "types": text_array([ev.type for ev in events]), "actors": [ev.actor_user_id for ev in events],
+        "types": text_array([ev.type for ev in events]), "actors": int_array([ev.actor_user_id for ev in events]),
         "payloads": [json_text(ev.payload) for ev in events], "channels": [json_text(ev.channels) for ev in events],
         "times": [ev.created_at for ev in events],
-        "c_n": [c[0] for c in channels], "c_channels": text_array([c[1] for c in channels]),
+        "c_n": int_array([c[0] for c in channels]), "c_channels": text_array([c[1] for c in channels]),
     }
 
 
