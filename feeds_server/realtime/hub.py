@@ -434,13 +434,20 @@ class Hub:
 
     # --- connections -----------------------------------------------------------------------
     async def _room(self, org_id: int) -> Room:
+        room = self.rooms.get(org_id)
+        if room is not None:  # a crowd reconnecting finds it here, without queueing on the lock
+            return room
         async with self._rooms_lock:
             room = self.rooms.get(org_id)
             if room is not None:
                 return room
-            async with self.services.sessions() as session:
+            # The graph with the org row: read after `event_seq`, so an event that changes it comes
+            # after the room's position and clears it again. Every first connect needs it.
+            async with org_session(self.services.sessions, org_id) as session:
                 org = (await session.execute(select(Org).where(Org.id == org_id))).scalar_one()
+                graph = await load_graph(session)
             room = Room(org_id, org.rt_epoch, org.event_seq, list(org.disabled_modules or []), list(org.ip_allowlist or []))
+            room.graph = graph
             self.rooms[org_id] = room
             await self.broker.subscribe(org_id)
             return room
