@@ -52,6 +52,14 @@ async def _sign_ins(client, services) -> dict[str, Any]:  # type: ignore[no-unty
             "outsider": (outsider.id, outsider_token)}
 
 
+async def _one_read_in_flight(adm: CountedAdmissions, ids: dict[str, Any]) -> asyncio.Future[Any]:
+    """A first connect whose read has started (and waits at the gate)."""
+    first = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
+    while not adm.reads:
+        await asyncio.sleep(0.001)
+    return first
+
+
 async def test_a_crowd_is_read_in_few_batches_and_each_connect_gets_its_own_answer(client, services):  # type: ignore[no-untyped-def]
     ids = await _sign_ins(client, services)
     adm = CountedAdmissions(services)
@@ -75,9 +83,7 @@ async def test_a_crowd_is_read_in_few_batches_and_each_connect_gets_its_own_answ
 async def test_connects_arriving_during_a_read_wait_for_it_then_go_in_one_batch(client, services):  # type: ignore[no-untyped-def]
     ids = await _sign_ins(client, services)
     adm = CountedAdmissions(services, held=1)
-    first = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
-    while not adm.reads:
-        await asyncio.sleep(0.001)
+    first = await _one_read_in_flight(adm, ids)
     later = [asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"])) for _ in range(50)]
     await asyncio.sleep(0.05)  # far past the batching window: still waiting for the read in flight
     assert adm.reads == [1] and not any(f.done() for f in [first, *later])
@@ -91,9 +97,7 @@ async def test_connects_arriving_during_a_read_wait_for_it_then_go_in_one_batch(
 async def test_a_failed_read_fails_its_batch_only(client, services):  # type: ignore[no-untyped-def]
     ids = await _sign_ins(client, services)
     adm = CountedAdmissions(services, held=1, failing=1)
-    first = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
-    while not adm.reads:
-        await asyncio.sleep(0.001)
+    first = await _one_read_in_flight(adm, ids)
     later = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
     adm.gate.set()
     assert (await asyncio.gather(first, return_exceptions=True))[0].__class__ is ConnectionError
@@ -104,9 +108,7 @@ async def test_a_failed_read_fails_its_batch_only(client, services):  # type: ig
 async def test_connects_waiting_at_shutdown_are_failed_not_left_waiting(client, services):  # type: ignore[no-untyped-def]
     ids = await _sign_ins(client, services)
     adm = CountedAdmissions(services, held=1)
-    first = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
-    while not adm.reads:
-        await asyncio.sleep(0.001)
+    first = await _one_read_in_flight(adm, ids)
     later = asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"]))
     await adm.close()
     results = await asyncio.wait_for(asyncio.gather(first, later, return_exceptions=True), 5)
