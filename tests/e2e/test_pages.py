@@ -340,6 +340,23 @@ FOCUSABLE = """() => [...document.querySelectorAll('a[href], button, input, sele
   .filter((el) => !el.disabled && el.tabIndex >= 0 && el.getClientRects().length > 0 && !el.closest('[hidden], [inert]'))"""
 
 
+
+async def test_a_record_batch_reaches_the_bell_and_the_list_at_once(web):
+    """F-NOTIF-1: the three items of one batch of record events arrive as one publication; the bell
+    counts all three and the list shows them newest first."""
+    alice, bob = await web.user("Alice"), await web.user("Bob")
+    slug = await web.org(alice, bob)
+    b = await web.page(bob, f"/#/org/{slug}/notifications")
+    await expect(b.get_by_text("No notifications yet")).to_be_visible()
+    token = (await alice.post(f"/api/v1/orgs/{slug}/integrations", json={"name": "CRM"})).json()["token"]
+    events = [{"event_id": f"b{i}", "type": "created", "module": "Deals", "record": {"id": f"D-{i}", "name": f"Deal {i}", "owner_email": bob.email}}
+              for i in range(3)]
+    r = await alice.post(f"/api/v1/orgs/{slug}/integration/record-events", json={"events": events}, headers={"Authorization": f"Bearer {token}"})
+    assert [x["status"] for x in r.json()["results"]] == ["applied"] * 3
+    await expect(b.locator("#bell-count")).to_have_text("3")
+    await expect(b.locator(".notification.unread")).to_have_count(3)
+    await expect(b.locator(".notification .title")).to_have_text([f"Deals record “Deal {i}” was created" for i in (2, 1, 0)])
+
 async def check_page(page) -> None:  # type: ignore[no-untyped-def]
     """No unnamed control, and Tab visits every control on the page."""
     assert await page.evaluate(A11Y_PROBLEMS) == [], page.url
