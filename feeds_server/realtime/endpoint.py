@@ -64,6 +64,7 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     finally:
         if conn is not None:
             await hub.disconnect(conn)
+            conn.sink = None  # the connection and its socket refer to each other: freed now, not by the collector
             if ws.app.state.rates.connections_cap:
                 await ws.app.state.limiter.close_connection(conn.user_id, conn.client_id)
 

@@ -113,6 +113,15 @@ class WireProtocol(WebSocketsSansIOProtocol):
         self.transport.write(switching_protocols(upgrade.key, headers))
         self.start_keepalive()
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # The scope names this protocol and the protocol holds the scope: without this, every closed
+        # connection's objects would wait for the cyclic collector, which then runs through them during
+        # the next crowd of connects.
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(EXTENSION, None)
+
     def pause_writing(self) -> None:
         self.paused = True
         super().pause_writing()

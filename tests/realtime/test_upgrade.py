@@ -181,3 +181,40 @@ async def test_with_compression_on_the_connection_negotiates_deflate_and_works(s
             assert marker in frame
     finally:
         node.stop()
+
+
+async def test_a_closed_connection_is_freed_without_the_cyclic_collector():
+    """Each closed connection left to the collector would be scanned during the next crowd of connects."""
+    import gc
+    import weakref
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from feeds_server.realtime.wire import EXTENSION, WireProtocol
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        assert scope["extensions"][EXTENSION] is not None
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    config = uvicorn.Config(app, ws=WireProtocol, ws_max_size=65536, log_config=None)
+    config.load()
+    state = ServerState()
+    gc.collect()
+    gc.disable()
+    try:
+        protocol = WireProtocol(config=config, server_state=state, app_state={})
+        protocol.connection_made(_Transport())
+        protocol.data_received(CASES["plain"])
+        await asyncio.sleep(0.01)
+        protocol.connection_lost(None)
+        while state.tasks:
+            await asyncio.sleep(0.01)
+        freed = weakref.ref(protocol)
+        del protocol
+        assert freed() is None
+    finally:
+        gc.enable()
