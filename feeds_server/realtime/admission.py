@@ -2,13 +2,15 @@
 for many connects at once.
 
 When a crowd reconnects (a node restart, a network blip), thousands of `connect` commands arrive
-within seconds, most for the same org. Each waits here for the others of its org: at most `WINDOW`
-seconds when the org has no read in flight, else until that read ends; then one query reads every
-sign-in of the batch. Under a storm the batches grow by themselves to what arrives during one read,
-and a lone connect waits 2 ms. Every connect is still checked against
-the database, at a moment after it arrived. A revocation committed after that moment reaches the
-node as a control message; the hub closes a connection whose check predates such a message
-(`Hub.revoked_since`), so the short wait opens no gap.
+within seconds, most for the same org. Each waits here for the others of its org, then one query
+reads every sign-in of the batch. A batch goes `WINDOW` seconds after its first connect, but never
+while a read for the org is in flight and never sooner than `SPACING` seconds after the org's last
+read: a lone connect waits 2 ms, and a crowd is read at most 50 times a second per org, in batches
+of whatever arrived meanwhile (at 1,000 connects a second the reads would otherwise hold two or
+three connects each). Every connect is still checked against the database, at a moment after it
+arrived. A revocation committed after that moment reaches the node as a control message; the hub
+closes a connection whose check predates such a message (`Hub.revoked_since`), so the wait opens
+no gap.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from feeds_server.store.models import AuthToken, Membership, Profile
 from feeds_server.store.scope import driver_sees_org, org_on
 
 WINDOW = 0.002  # seconds a connect waits for others of its org
+SPACING = 0.02  # seconds from one read of an org's batch to the next
 BATCH_MAX = 500
 
 
@@ -70,6 +73,7 @@ class Admissions:
         self.services = services
         self._open: dict[int, _Batch] = {}
         self._reading: dict[int, int] = {}  # org → reads in flight
+        self._last_read: dict[int, float] = {}  # org → loop time its last read started, within SPACING
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
@@ -80,17 +84,29 @@ class Admissions:
         if batch is None:
             batch = self._open[org_id] = _Batch()
             if not self._reading.get(org_id):
-                loop.call_later(WINDOW, self._close, org_id, batch)  # else closed when the read ends
+                self._schedule(org_id, batch)  # else when the read in flight ends
         done: asyncio.Future[Admitted | None] = loop.create_future()
         batch.waiting.append((user_id, auth_token_id, done))
         if len(batch.waiting) >= BATCH_MAX:
             self._close(org_id, batch)
         return await done
 
+    def _schedule(self, org_id: int, batch: _Batch) -> None:
+        loop = asyncio.get_running_loop()
+        at = loop.time() + WINDOW
+        last = self._last_read.get(org_id)
+        if last is not None:
+            if last + SPACING > at:
+                at = last + SPACING
+            else:
+                del self._last_read[org_id]  # long ago: forget it
+        loop.call_at(at, self._close, org_id, batch)
+
     def _close(self, org_id: int, batch: _Batch) -> None:
         if self._open.get(org_id) is not batch:
             return  # already closed when full
         del self._open[org_id]
+        self._last_read[org_id] = asyncio.get_running_loop().time()
         self._reading[org_id] = self._reading.get(org_id, 0) + 1
         task = asyncio.get_running_loop().create_task(self._read(org_id, batch))
         self._tasks.add(task)
@@ -111,7 +127,7 @@ class Admissions:
                     for _, _, done in self._open.pop(org_id).waiting:
                         done.set_exception(ConnectionError("the node is shutting down"))
                 else:
-                    self._close(org_id, self._open[org_id])
+                    self._schedule(org_id, self._open[org_id])
 
     async def _read_batch(self, org_id: int, batch: _Batch) -> None:
         checked_at = time.monotonic()

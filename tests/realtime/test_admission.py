@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from feeds_server.realtime.admission import Admissions
+from feeds_server.realtime.admission import SPACING, Admissions
 from feeds_server.store.base import utcnow
 from feeds_server.store.models import AuthToken, Org
 from feeds_server.store.scope import account_session
@@ -22,11 +22,13 @@ class CountedAdmissions(Admissions):
     def __init__(self, services: Any, held: int = 0, failing: int = 0) -> None:
         super().__init__(services)
         self.reads: list[int] = []  # batch sizes, in the order the reads started
+        self.started: list[float] = []  # when each read started (loop time)
         self.gate = asyncio.Event()
         self.held, self.failing = held, failing
 
     async def _read_batch(self, org_id: int, batch: Any) -> None:
         self.reads.append(len(batch.waiting))
+        self.started.append(asyncio.get_running_loop().time())
         if len(self.reads) <= self.held:
             await self.gate.wait()
         if len(self.reads) <= self.failing:
@@ -91,6 +93,24 @@ async def test_connects_arriving_during_a_read_wait_for_it_then_go_in_one_batch(
     answers = await asyncio.gather(first, *later)
     assert all(a is not None for a in answers)
     assert adm.reads == [1, 50]
+    await adm.close()
+
+
+async def test_reads_of_one_org_are_spaced_so_a_crowd_fills_each_batch(client, services):  # type: ignore[no-untyped-def]
+    ids = await _sign_ins(client, services)
+    adm = CountedAdmissions(services)
+    assert await adm.check(ids["org"], ids["user"], ids["live"]) is not None
+    crowd = []
+    for _ in range(10):  # arriving one by one, each after the last read ended
+        crowd.append(asyncio.ensure_future(adm.check(ids["org"], ids["user"], ids["live"])))
+        await asyncio.sleep(0.001)
+    assert all(a is not None for a in await asyncio.gather(*crowd))
+    assert sum(adm.reads) == 11 and len(adm.reads) <= 6  # not a read each
+    assert all(later - earlier >= SPACING * 0.99 for earlier, later in zip(adm.started, adm.started[1:]))
+    await asyncio.sleep(SPACING)
+    arrived = asyncio.get_running_loop().time()
+    assert await adm.check(ids["org"], ids["user"], ids["live"]) is not None
+    assert adm.started[-1] - arrived < SPACING  # a lone connect later waits its 2 ms only
     await adm.close()
 
 
