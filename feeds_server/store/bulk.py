@@ -72,6 +72,11 @@ async def insert_columns(
     return ids
 
 
+async def reserve_ids(session: AsyncSession, table: Table, n: int) -> list[int]:
+    """`n` new ids of `table` (PostgreSQL), increasing, for rows inserted later in the transaction."""
+    return await _next_ids(session, table, n) if n else []
+
+
 async def _next_ids(session: AsyncSession, table: Table, n: int) -> list[int]:
     """`n` new ids of `table`, increasing: one row holding an array (a row per id cost more to read
     than the ids cost to take)."""
@@ -251,8 +256,12 @@ def _impl(type_: Any) -> Any:
     return impl() if isinstance(impl, type) else impl
 
 
+def json_bytes(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
 def json_text(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    return json_bytes(value).decode()
 
 
 async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:

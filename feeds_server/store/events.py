@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from feeds_server.store.base import utcnow
-from feeds_server.store.bulk import insert_rows, int_array, json_text, text_array
+from feeds_server.store.bulk import insert_rows, int_array, json_bytes, json_text, text_array
 from feeds_server.store.models import Event, EventChannel, Org
 from feeds_server.store.scope import UnscopedQuery, current_org
 
@@ -45,6 +45,7 @@ class NewEvent:
     channels: list[str]
     created_at: datetime
     seq: int = 0
+    payload_json: bytes | None = None  # the payload as written (PostgreSQL), reused for the publication
 
 
 def append_event(
@@ -121,10 +122,12 @@ SELECT event_seq FROM seq
 
 def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
     channels = [(n, ch) for n, ev in enumerate(events, 1) for ch in ev.channels]
+    for ev in events:
+        ev.payload_json = json_bytes(ev.payload)
     return {
         "org": org_id, "n": len(events),
         "types": text_array([ev.type for ev in events]), "actors": int_array([ev.actor_user_id for ev in events]),
-        "payloads": [json_text(ev.payload) for ev in events], "channels": [json_text(ev.channels) for ev in events],
+        "payloads": [_text(ev.payload_json) for ev in events], "channels": [json_text(ev.channels) for ev in events],
         "times": [ev.created_at for ev in events],
         "c_n": int_array([c[0] for c in channels]), "c_channels": text_array([c[1] for c in channels]),
     }
@@ -139,3 +142,8 @@ def _forget(session: Session) -> None:
 def take_committed_events(session: AsyncSession) -> list[NewEvent]:
     """Events written by the session's last commit, handed over once (to publish them)."""
     return session.info.pop(COMMITTED_KEY, [])
+
+
+def _text(encoded: bytes | None) -> str:
+    assert encoded is not None
+    return encoded.decode()

@@ -93,6 +93,10 @@ async def write_posts_and_events(driver: Any, org_id: int, posts: Sequence[PostR
     `seq` set on each) in one statement, which commits on its own. The connection must see the org
     (store/scope.py `driver_sees_org`)."""
     audience = [(p.id, ch, p.created_at) for p in posts for ch in p.channels]
+    payloads = []
+    for ev in events:  # kept on the event: its publication reuses them (realtime/history.py)
+        ev.payload_json = orjson.dumps(ev.payload, option=orjson.OPT_NON_STR_KEYS)
+        payloads.append(ev.payload_json.decode())
     channels = [(n, ch, ev.created_at) for n, ev in enumerate(events, 1) for ch in ev.channels]
     args = (
         org_id,
@@ -101,7 +105,7 @@ async def write_posts_and_events(driver: Any, org_id: int, posts: Sequence[PostR
         [a[0] for a in audience], [a[1] for a in audience], [a[2] for a in audience],
         [k.user_id for k in keys], [k.key for k in keys], [k.fingerprint for k in keys], [k.status for k in keys],
         [k.response for k in keys], [k.created_at for k in keys],
-        [ev.type for ev in events], [ev.actor_user_id for ev in events], [_json(ev.payload) for ev in events],
+        [ev.type for ev in events], [ev.actor_user_id for ev in events], payloads,
         [_json(ev.channels) for ev in events], [ev.created_at for ev in events],
         [c[0] for c in channels], [c[1] for c in channels], [c[2] for c in channels],
     )

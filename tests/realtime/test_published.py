@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from feeds_server.realtime.history import publication_data
 from feeds_server.realtime.hub import Published
 from feeds_server.store.events import NewEvent
 
@@ -31,3 +32,12 @@ def test_message_of_the_earlier_form_is_read() -> None:
     old = orjson.dumps({"seq": 41, "type": "member.removed", "channels": ["u:1"], "payload": {"user_id": 5}, "data": sent.data.decode(), "at": 1.0})
     got = Published.from_message(7, old)
     assert (got.seq, got.type, got.channels, got.data, got.payload) == (41, "member.removed", ("u:1",), sent.data, {"user_id": 5})
+
+
+def test_publication_of_an_event_just_written_reuses_its_encoded_payload() -> None:
+    payload = {"post": {"id": 9, "body": "x\u2028\"y\"", "data": {"n": [1, 2.5, None, True]}}}
+    fresh = _event(payload)
+    written = _event(payload)
+    written.payload_json = orjson.dumps(payload)
+    assert publication_data(written) == publication_data(fresh)
+    assert orjson.loads(publication_data(written)) == {"seq": 41, "type": "notifications.created", "actor": 3, "payload": payload, "at": "2026-11-29T12:00:00+00:00"}
