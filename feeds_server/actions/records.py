@@ -44,7 +44,7 @@ from feeds_server.domain.records import (
     summary,
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
-from feeds_server.store.bulk import insert_columns, insert_returning_ids, update_many
+from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids, reserve_ids, update_many
 from feeds_server.store.events import append_event
 from feeds_server.store.models import (
     Comment,
@@ -213,6 +213,7 @@ async def ingest(session: AsyncSession, org: Org, events: list[RecordEvent], now
         except FeedsError as exc:
             errors[ev.event_id] = exc
     await batch.write()
+    batch.release()
     if errors:
         await session.execute(delete(RecordEventSeen).where(RecordEventSeen.event_id.in_(list(errors))))
     results: list[dict[str, Any]] = []
@@ -295,6 +296,14 @@ class _Batch:
                 card = (data or {}).get("record") or {}
                 self.echoes[comment.id] = (comment, card.get("module"), card.get("crm_id"))
         self.rules = await load_rule_set(s, {e.module for e in events if e.type in (CREATED, EDITED)})
+
+    def release(self) -> None:
+        """Break the records' links to their latest items (an item links back to its record), so the
+        batch's state is freed when the request ends rather than left to the cyclic collector, which
+        traced it all again (~40 ms a batch of 500)."""
+        for tracked in self.tracked.values():
+            tracked.last_item = None
+        self.items.clear()
 
     async def _load_stored_items(self, noted: list[_Tracked]) -> None:
         """The audience of each noted record's latest item (absent if that item was deleted)."""
@@ -420,10 +429,22 @@ class _Batch:
             return
         people = {u for t in self.tracked.values() for u in t.followers} | {i.actor_id for i in self.items if i.actor_id is not None}
         self.live = await _lock_existing(self.session, User, people)
-        await self._insert_records()
-        await self._write_follows()
-        posts = await self._write_posts()
-        await self._update_records()
+        new = [t.record for t in self.tracked.values() if t.record.id is None]
+        stored = [t.record for t in self.tracked.values() if t.record.id is not None]
+        if self.session.get_bind().dialect.name == "postgresql":
+            # New records are written last, with their latest item: an insert and then an update
+            # wrote each row twice (and its index entries, the update not being HOT on a full page).
+            for record, record_id in zip(new, await reserve_ids(self.session, Record.__table__, len(new)), strict=True):
+                record.id = record_id
+            await self._write_follows()
+            posts = await self._write_posts()
+            await self._insert_records(new)
+            await self._update_records(stored)
+        else:
+            await self._insert_records(new)
+            await self._write_follows()
+            posts = await self._write_posts()
+            await self._update_records(stored + new)
         comments = await self._write_comments()
         await self._write_notifications()
         s = self.session
@@ -438,23 +459,26 @@ class _Batch:
                 append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
         announce(s, [note for item in self.items for note in item.notifications])
 
-    async def _insert_records(self) -> None:
-        new = [t.record for t in self.tracked.values() if t.record.id is None]
+    async def _insert_records(self, new: list[_Rec]) -> None:
+        """The batch's new records; on PostgreSQL their ids were reserved, on SQLite they are taken here."""
         if not new:
             return
         rows = [
             {"org_id": self.org.id, "module": r.module, "crm_id": r.crm_id, "name": r.name, "owner_id": r.owner_id, "creator_id": r.creator_id,
-             "territory_id": r.territory_id, "fields": r.fields, "key_fields": r.key_fields, "last_post_id": None, "created_at": r.created_at,
+             "territory_id": r.territory_id, "fields": r.fields, "key_fields": r.key_fields, "last_post_id": r.last_post_id, "created_at": r.created_at,
              "last_activity_at": r.last_activity_at, "deleted_at": r.deleted_at}
             for r in new
         ]
+        if new[0].id is not None:
+            await insert_many(self.session, Record.__table__, [{"id": r.id, **row} for r, row in zip(new, rows, strict=True)])
+            return
         ids = await insert_returning_ids(self.session, Record.__table__, rows)
         for record, record_id in zip(new, ids, strict=True):
             record.id = record_id
 
-    async def _update_records(self) -> None:
-        """Every touched record, in one statement."""
-        rows = [{"org_id": self.org.id, "id": t.record.id, **{n: getattr(t.record, n) for n in _REC_CHANGES}} for t in self.tracked.values()]
+    async def _update_records(self, records: list[_Rec]) -> None:
+        """The given records as the batch left them, in one statement."""
+        rows = [{"org_id": self.org.id, "id": r.id, **{n: getattr(r, n) for n in _REC_CHANGES}} for r in records]
         await update_many(self.session, Record.__table__, ("org_id", "id"), rows)
 
     async def _write_follows(self) -> None:
