@@ -114,12 +114,21 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
         ctx = Ctx(request=request, services=services, opened_session=session, path=path)
         audit.bind_address(session, lambda: request_address(ctx))
         try:
-            response = await _in_transaction(ctx, endpoint, request, services)
+            try:
+                response = await _in_transaction(ctx, endpoint, request, services)
+            except BaseException:
+                await _undo(ctx)
+                raise
+            events = take_committed_events(session)
         except BaseException:
-            await _undo(ctx)
+            session.info.pop(audit.ADDRESS_KEY, None)
             raise
-        events = take_committed_events(session)
-    return await _finish(ctx, endpoint, response, events)
+    try:
+        return await _finish(ctx, endpoint, response, events)
+    finally:
+        # Its audit hook refers to ctx: leave no reference cycle (the request, its body, the
+        # session) for the cyclic collector to trace; a record batch's is several MB.
+        session.info.pop(audit.ADDRESS_KEY, None)
 
 
 async def _run_on_demand(endpoint: Endpoint, request: Request, services: Services, path: dict[str, Any]) -> Response:
