@@ -9,6 +9,7 @@ items fan out on write to the record's followers (`u:<user>` channels), who are 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,7 +46,7 @@ from feeds_server.domain.records import (
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
 from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids, reserve_ids, update_many
-from feeds_server.store.events import append_event
+from feeds_server.store.events import append_event, encode_payloads
 from feeds_server.store.models import (
     Comment,
     Follow,
@@ -446,18 +447,25 @@ class _Batch:
             posts = await self._write_posts()
             await self._update_records(stored + new)
         comments = await self._write_comments()
-        await self._write_notifications()
+        notes = self._notifications()
         s = self.session
         post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False), strict=True)}
         comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments), strict=True)}
-        for item in self.items:
-            if isinstance(item, _PostItem):
-                assert item.post is not None
-                append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, item.channels)
-            else:
-                assert item.comment is not None
-                append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
-        announce(s, [note for item in self.items for note in item.notifications])
+        writing = await self._start_notifications(notes)
+        try:
+            for item in self.items:
+                if isinstance(item, _PostItem):
+                    assert item.post is not None
+                    append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, item.channels)
+                else:
+                    assert item.comment is not None
+                    append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
+            announce(s, notes)
+            if writing is not None:
+                encode_payloads(s)
+        finally:
+            if writing is not None:
+                await writing
 
     async def _insert_records(self, new: list[_Rec]) -> None:
         """The batch's new records; on PostgreSQL their ids were reserved, on SQLite they are taken here."""
@@ -554,7 +562,7 @@ class _Batch:
         )
         return [n.comment for n in notes if n.comment]
 
-    async def _write_notifications(self) -> None:
+    def _notifications(self) -> list[_Notification]:
         """F-NOTIF-1: the owner and the followers hear of a change or a note; the one who made it does not."""
         notes: list[_Notification] = []
         items = [i for i in self.items if not isinstance(i, _PostItem) or i.notify]
@@ -575,17 +583,28 @@ class _Batch:
                 for u in item.followers if u != item.actor_id and u in live
             ]
             notes.extend(item.notifications)
+        return notes
+
+    async def _start_notifications(self, notes: list[_Notification]) -> asyncio.Future[list[int]] | None:
+        """Write the notifications, ids set. On PostgreSQL the ids are reserved first and the insert
+        is returned in flight: the caller builds the batch's events (pure computation) while the
+        database writes them, and awaits it before anything else uses the session."""
         if not notes:
-            return
-        ids = await insert_columns(
-            self.session, Notification.__table__,
-            {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
-             "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]},
-            {"org_id": self.org.id, "created_at": self.now, "read_at": None},
-            returning_ids=True,
-        )
-        for note, note_id in zip(notes, ids, strict=True):
+            return None
+        s, table = self.session, Notification.__table__
+        per_row = {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
+                   "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]}
+        same = {"org_id": self.org.id, "created_at": self.now, "read_at": None}
+        if s.get_bind().dialect.name != "postgresql":
+            for note, note_id in zip(notes, await insert_columns(s, table, per_row, same, returning_ids=True), strict=True):
+                note.id = note_id
+            return None
+        for note, note_id in zip(notes, await reserve_ids(s, table, len(notes)), strict=True):
             note.id = note_id
+        per_row["id"] = [n.id for n in notes]
+        writing = asyncio.ensure_future(insert_columns(s, table, per_row, same))
+        await asyncio.sleep(0)  # it runs until the statement is sent
+        return writing
 
 
 async def _lock_existing(session: AsyncSession, model: type[User] | type[Record], ids: set[int]) -> set[int]:

@@ -64,6 +64,14 @@ def append_event(
     return event
 
 
+def encode_payloads(session: AsyncSession) -> None:
+    """Encode the payloads of the events queued so far, as they will be written: a caller may do
+    it while the database works rather than at commit. Their payloads must not change after."""
+    for ev in session.info.get(PENDING_KEY, ()):
+        if ev.payload_json is None:
+            ev.payload_json = json_bytes(ev.payload)
+
+
 def number_events(events: Sequence[NewEvent], last: int) -> None:
     """Number one org's events in order, the last of them `last` (the org's new `event_seq`)."""
     first = last - len(events) + 1
@@ -123,7 +131,8 @@ SELECT event_seq FROM seq
 def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
     channels = [(n, ch) for n, ev in enumerate(events, 1) for ch in ev.channels]
     for ev in events:
-        ev.payload_json = json_bytes(ev.payload)
+        if ev.payload_json is None:
+            ev.payload_json = json_bytes(ev.payload)
     return {
         "org": org_id, "n": len(events),
         "types": text_array([ev.type for ev in events]), "actors": int_array([ev.actor_user_id for ev in events]),
