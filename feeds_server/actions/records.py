@@ -603,7 +603,11 @@ class _Batch:
             note.id = note_id
         per_row["id"] = [n.id for n in notes]
         writing = asyncio.ensure_future(insert_columns(s, table, per_row, same))
-        await asyncio.sleep(0)  # it runs until the statement is sent
+        try:
+            await asyncio.sleep(0)  # it runs until the statement is sent
+        except BaseException:  # cancelled here: it must not go on using the session
+            writing.cancel()
+            raise
         return writing
 
 
