@@ -125,11 +125,10 @@ async def test_a_batch_notifies_each_follower_in_one_event_that_recovery_replays
     assert [n["post_id"] for n in notes] == [p["payload"]["post"]["id"] for p in replayed[:3]]
 
 
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite runs one writer at a time
 async def test_batches_naming_the_same_people_do_not_wait_for_each_other(crm, services):
     """A batch locks the people it names as a foreign key's check did (`FOR KEY SHARE`), a lock that
     does not conflict with itself: two batches of one org run side by side."""
-    if services.settings.is_sqlite:
-        pytest.skip("SQLite runs one writer at a time")
     people = {crm["rep"].id, crm["manager"].id}
     async with org_session(services.sessions, crm["org"]["id"]) as first:
         assert await _lock_existing(first, User, people) == people
