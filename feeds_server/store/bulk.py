@@ -109,7 +109,7 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
 
 def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, dict[str, Any]]:
     columns = tuple(values)
-    json_columns = _json_columns(table)
+    json_columns = _columns_of(table, JSON)
     same = tuple(name for name in columns if _one_value(values[name], name in json_columns))
     varying = tuple(name for name in columns if name not in same)
     if not varying:  # one row, or identical rows: unnest still needs an array to count them
@@ -121,15 +121,15 @@ def _pg_insert(table: Table, values: dict[str, list[Any]]) -> tuple[Executable, 
     shared: list[str] = []
     for i, name in enumerate(varying):
         column = values[name]
-        if name in json_columns or name in _time_columns(table):
+        if name in json_columns or name in _columns_of(table, DateTime):
             docs, picks = _shared_values(column, json_text if name in json_columns else None)
             if docs is not None:
                 params[f"c{i}"], params[f"d{i}"] = int_array(picks), docs
                 shared.append(name)
                 continue
-        if name in _text_columns(table):
+        if name in _columns_of(table, String):
             params[f"c{i}"] = text_array(column)
-        elif name in _int_columns(table):
+        elif name in _columns_of(table, Integer):
             params[f"c{i}"] = int_array(column)
         else:
             params[f"c{i}"] = _column_array(column, name in json_columns)
@@ -218,7 +218,7 @@ def _unnest_insert(table: Table, same: tuple[str, ...], varying: tuple[str, ...]
 def _array_param(table: Table, name: str, param: str, shared: bool = False) -> str:
     if shared:
         return f"CAST(CAST(:{param} AS TEXT) AS INTEGER[])"
-    if name in _text_columns(table) or name in _int_columns(table):
+    if name in _columns_of(table, String) or name in _columns_of(table, Integer):
         return f"CAST(CAST(:{param} AS TEXT) AS {_array_type(table, name)})"
     return f"CAST(:{param} AS {_array_type(table, name)})"
 
@@ -231,24 +231,10 @@ def _array_type(table: Table, name: str) -> str:
     return _scalar_type(table, name) + "[]"
 
 
-@lru_cache(maxsize=128)
-def _int_columns(table: Table) -> frozenset[str]:
-    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), Integer))
-
-
-@lru_cache(maxsize=128)
-def _time_columns(table: Table) -> frozenset[str]:
-    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), DateTime))
-
-
-@lru_cache(maxsize=128)
-def _text_columns(table: Table) -> frozenset[str]:
-    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), String))
-
-
-@lru_cache(maxsize=128)
-def _json_columns(table: Table) -> frozenset[str]:
-    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), JSON))
+@lru_cache(maxsize=512)
+def _columns_of(table: Table, kind: type) -> frozenset[str]:
+    """The table's columns whose type is (or wraps) `kind`: how their values are sent."""
+    return frozenset(c.name for c in table.columns if isinstance(_impl(c.type), kind))
 
 
 def _impl(type_: Any) -> Any:
@@ -275,13 +261,13 @@ async def update_many(session: AsyncSession, table: Table, keys: tuple[str, ...]
         stmt = update(table).where(*match).values({c: bindparam(f"v_{c}") for c in columns if c not in keys})
         await session.execute(stmt, [{f"{'k' if c in keys else 'v'}_{c}": v for c, v in row.items()} for row in rows])
         return
-    json_columns, text_columns = _json_columns(table), _text_columns(table)
+    json_columns, text_columns = _columns_of(table, JSON), _columns_of(table, String)
     params: dict[str, Any] = {}
     for i, name in enumerate(columns):
         column = [r[name] for r in rows]
         if name in text_columns:
             params[f"c{i}"] = text_array(column)
-        elif name in _int_columns(table):
+        elif name in _columns_of(table, Integer):
             params[f"c{i}"] = int_array(column)
         else:
             params[f"c{i}"] = _column_array(column, name in json_columns)
