@@ -44,6 +44,11 @@ def bind_address(session: AsyncSession, address: Callable[[], str | None]) -> No
     session.info[ADDRESS_KEY] = address
 
 
+def unbind_address(session: AsyncSession) -> None:
+    """Called when the request ends: the hook refers to the request."""
+    session.info.pop(ADDRESS_KEY, None)
+
+
 def _address(session: AsyncSession) -> str | None:
     address = session.info.get(ADDRESS_KEY)
     return address() if address is not None else None

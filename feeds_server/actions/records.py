@@ -9,7 +9,6 @@ items fan out on write to the record's followers (`u:<user>` channels), who are 
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +45,7 @@ from feeds_server.domain.records import (
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
 from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids, reserve_ids, update_many
-from feeds_server.store.events import append_event, encode_payloads
+from feeds_server.store.events import append_event
 from feeds_server.store.models import (
     Comment,
     Follow,
@@ -451,21 +450,15 @@ class _Batch:
         s = self.session
         post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False), strict=True)}
         comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments), strict=True)}
-        writing = await self._start_notifications(notes)
-        try:
-            for item in self.items:
-                if isinstance(item, _PostItem):
-                    assert item.post is not None
-                    append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, item.channels)
-                else:
-                    assert item.comment is not None
-                    append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
-            announce(s, notes)
-            if writing is not None:
-                encode_payloads(s)
-        finally:
-            if writing is not None:
-                await writing
+        await self._write_notifications(notes)
+        for item in self.items:
+            if isinstance(item, _PostItem):
+                assert item.post is not None
+                append_event(s, "post.created", {"post": post_view[item.post.id]}, item.actor_id, item.channels)
+            else:
+                assert item.comment is not None
+                append_event(s, "comment.created", {"post_id": item.comment.post_id, "comment": comment_view[item.comment.id]}, item.actor_id, item.channels)
+        announce(s, notes)
 
     async def _insert_records(self, new: list[_Rec]) -> None:
         """The batch's new records; on PostgreSQL their ids were reserved, on SQLite they are taken here."""
@@ -585,30 +578,18 @@ class _Batch:
             notes.extend(item.notifications)
         return notes
 
-    async def _start_notifications(self, notes: list[_Notification]) -> asyncio.Future[list[int]] | None:
-        """Write the notifications, ids set. On PostgreSQL the ids are reserved first and the insert
-        is returned in flight: the caller builds the batch's events (pure computation) while the
-        database writes them, and awaits it before anything else uses the session."""
+    async def _write_notifications(self, notes: list[_Notification]) -> None:
         if not notes:
-            return None
-        s, table = self.session, Notification.__table__
-        per_row = {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
-                   "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]}
-        same = {"org_id": self.org.id, "created_at": self.now, "read_at": None}
-        if s.get_bind().dialect.name != "postgresql":
-            for note, note_id in zip(notes, await insert_columns(s, table, per_row, same, returning_ids=True), strict=True):
-                note.id = note_id
-            return None
-        for note, note_id in zip(notes, await reserve_ids(s, table, len(notes)), strict=True):
+            return
+        ids = await insert_columns(
+            self.session, Notification.__table__,
+            {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
+             "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]},
+            {"org_id": self.org.id, "created_at": self.now, "read_at": None},
+            returning_ids=True,
+        )
+        for note, note_id in zip(notes, ids, strict=True):
             note.id = note_id
-        per_row["id"] = [n.id for n in notes]
-        writing = asyncio.ensure_future(insert_columns(s, table, per_row, same))
-        try:
-            await asyncio.sleep(0)  # it runs until the statement is sent
-        except BaseException:  # cancelled here: it must not go on using the session
-            writing.cancel()
-            raise
-        return writing
 
 
 async def _lock_existing(session: AsyncSession, model: type[User] | type[Record], ids: set[int]) -> set[int]:

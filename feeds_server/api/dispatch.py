@@ -110,25 +110,23 @@ async def _run(endpoint: Endpoint, request: Request, services: Services) -> Resp
     path = _path_params(request)
     if endpoint.reads_only and not services.settings.is_sqlite:
         return await _run_on_demand(endpoint, request, services, path)
-    async with (services.read_sessions() if endpoint.reads_only else services.sessions()) as session:
-        ctx = Ctx(request=request, services=services, opened_session=session, path=path)
-        audit.bind_address(session, lambda: request_address(ctx))
-        try:
+    session: AsyncSession | None = None
+    try:
+        async with (services.read_sessions() if endpoint.reads_only else services.sessions()) as session:
+            ctx = Ctx(request=request, services=services, opened_session=session, path=path)
+            audit.bind_address(session, lambda: request_address(ctx))
             try:
                 response = await _in_transaction(ctx, endpoint, request, services)
             except BaseException:
                 await _undo(ctx)
                 raise
             events = take_committed_events(session)
-        except BaseException:
-            session.info.pop(audit.ADDRESS_KEY, None)
-            raise
-    try:
         return await _finish(ctx, endpoint, response, events)
     finally:
-        # Its audit hook refers to ctx: leave no reference cycle (the request, its body, the
-        # session) for the cyclic collector to trace; a record batch's is several MB.
-        session.info.pop(audit.ADDRESS_KEY, None)
+        if session is not None:
+            # The audit hook refers to ctx: leave no reference cycle (the request, its body, the
+            # session) for the cyclic collector to trace; a record batch's is several MB.
+            audit.unbind_address(session)
 
 
 async def _run_on_demand(endpoint: Endpoint, request: Request, services: Services, path: dict[str, Any]) -> Response:

@@ -113,31 +113,25 @@ class Admissions:
         task.add_done_callback(self._tasks.discard)
 
     async def _read(self, org_id: int, batch: _Batch) -> None:
+        failure: BaseException = ConnectionError("the connect check was cancelled")
         try:
             await self._read_batch(org_id, batch)
+        except Exception as exc:  # the database's error, for this batch's connects only
+            failure = exc
         finally:
-            for _, _, done in batch.waiting:  # cancelled before any answer
-                if not done.done():
-                    done.set_exception(ConnectionError("the connect check was cancelled"))
+            _fail(batch, failure)
             left = self._reading.pop(org_id, 1) - 1
             if left:
                 self._reading[org_id] = left
             elif org_id in self._open:  # what arrived during the read
                 if self._closed:
-                    for _, _, done in self._open.pop(org_id).waiting:
-                        done.set_exception(ConnectionError("the node is shutting down"))
+                    _fail(self._open.pop(org_id), ConnectionError("the node is shutting down"))
                 else:
                     self._schedule(org_id, self._open[org_id])
 
     async def _read_batch(self, org_id: int, batch: _Batch) -> None:
         checked_at = time.monotonic()
-        try:
-            rows = await _read_members(self.services, org_id, sorted({auth for _, auth, _ in batch.waiting}))
-        except Exception as exc:
-            for _, _, done in batch.waiting:
-                if not done.done():
-                    done.set_exception(exc)
-            return
+        rows = await _read_members(self.services, org_id, sorted({auth for _, auth, _ in batch.waiting}))
         now = self.services.clock()
         for user_id, auth_id, done in batch.waiting:
             if not done.done():
@@ -147,6 +141,13 @@ class Admissions:
         self._closed = True
         for task in list(self._tasks):
             task.cancel()
+
+
+def _fail(batch: _Batch, failure: BaseException) -> None:
+    """Answer every connect of the batch still waiting with `failure`."""
+    for _, _, done in batch.waiting:
+        if not done.done():
+            done.set_exception(failure)
 
 
 async def _read_members(services: Services, org_id: int, auth_ids: list[int]) -> dict[int, Any]:

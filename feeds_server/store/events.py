@@ -64,14 +64,6 @@ def append_event(
     return event
 
 
-def encode_payloads(session: AsyncSession) -> None:
-    """Encode the payloads of the events queued so far, as they will be written: a caller may do
-    it while the database works rather than at commit. Their payloads must not change after."""
-    for ev in session.info.get(PENDING_KEY, ()):
-        if ev.payload_json is None:
-            ev.payload_json = json_bytes(ev.payload)
-
-
 def number_events(events: Sequence[NewEvent], last: int) -> None:
     """Number one org's events in order, the last of them `last` (the org's new `event_seq`)."""
     first = last - len(events) + 1
@@ -130,13 +122,10 @@ SELECT event_seq FROM seq
 
 def _statement_params(org_id: int, events: list[NewEvent]) -> dict[str, Any]:
     channels = [(n, ch) for n, ev in enumerate(events, 1) for ch in ev.channels]
-    for ev in events:
-        if ev.payload_json is None:
-            ev.payload_json = json_bytes(ev.payload)
     return {
         "org": org_id, "n": len(events),
         "types": text_array([ev.type for ev in events]), "actors": int_array([ev.actor_user_id for ev in events]),
-        "payloads": [_text(ev.payload_json) for ev in events], "channels": [json_text(ev.channels) for ev in events],
+        "payloads": [_encoded(ev).decode() for ev in events], "channels": [json_text(ev.channels) for ev in events],
         "times": [ev.created_at for ev in events],
         "c_n": int_array([c[0] for c in channels]), "c_channels": text_array([c[1] for c in channels]),
     }
@@ -153,6 +142,8 @@ def take_committed_events(session: AsyncSession) -> list[NewEvent]:
     return session.info.pop(COMMITTED_KEY, [])
 
 
-def _text(encoded: bytes | None) -> str:
-    assert encoded is not None
-    return encoded.decode()
+def _encoded(ev: NewEvent) -> bytes:
+    """The event's payload as written, encoded once."""
+    if ev.payload_json is None:
+        ev.payload_json = json_bytes(ev.payload)
+    return ev.payload_json
