@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
-from feeds_server.domain.audience import ORG, OrgGraph, group_channel, mention_channel, user_channel
+from feeds_server.domain.audience import ORG, OrgGraph, group_channel, outside_audience, user_channel
 from feeds_server.actions.notifications import notify_mentions
 from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
@@ -20,7 +20,7 @@ from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.scope import current_org
-from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role
+from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role, User
 
 STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
 EXCERPT_CHARS = 280
@@ -60,6 +60,28 @@ async def check_mentions(session: AsyncSession, refs: Sequence[MentionRef]) -> N
             raise ValidationFailed(
                 "mention_target_not_found", f"no {kind} with id {missing[0]} in this org", field="body", kind=kind, id=missing[0]
             )
+
+
+async def check_mentions_inside(session: AsyncSession, graph: OrgGraph | None, refs: Sequence[MentionRef], channels: Iterable[str]) -> None:
+    """F-POST-3: a mention never widens who sees an item. Mentioning a person outside its audience
+    is refused with their ids and names, so the author can add them first. Role and group mentions
+    are not refused: they reach only those of the audience who hold the role or are in the group."""
+    audience = set(channels)
+    users = sorted({r.target_id for r in refs if r.kind == "user"})
+    if not users or ORG in audience:
+        return
+    roles = dict((await session.execute(select(Membership.user_id, Membership.role_id).where(Membership.user_id.in_(users)))).all())
+    outside = outside_audience(graph or await load_graph(session), audience, roles)
+    if not outside:
+        return
+    names = dict((await session.execute(select(User.id, User.name).where(User.id.in_(outside)))).all())
+    people = [{"id": user_id, "name": names.get(user_id, "")} for user_id in outside]
+    listed = ", ".join(p["name"] or f"user {p['id']}" for p in people)
+    raise ValidationFailed(
+        "mention_outside_audience",
+        f"{listed} cannot see this message: add them to its audience first, or remove the mention",
+        field="body", users=people,
+    )
 
 
 @dataclass(frozen=True)
@@ -102,12 +124,10 @@ async def prepare_post(
     check_text(body)
     refs = parse_mentions(body)
     await check_mentions(session, refs)
-    # Only a group post needs the org graph (is the author a member?); a status post does not.
-    graph = await load_graph(session) if group_id is not None and not private else None
+    # Only a message to a group needs the org graph (is the author a member?); a status post does not.
+    graph = await load_graph(session) if group_id is not None else None
     kind, channels = await _kind_and_channels(session, graph, author, group_id, recipient_id, private)
-    if kind != STATUS:
-        # Mentioned people outside a group or private conversation are let in to see it (F-POST-3).
-        channels |= {mention_channel(r.kind, r.target_id) for r in refs}
+    await check_mentions_inside(session, graph, refs, channels)
     return NewPost(author.user_id, kind, body, group_id, recipient_id, frozenset(channels), tuple(refs), tuple(files), now)
 
 
@@ -185,8 +205,9 @@ async def _kind_and_channels(
             raise NotFound("member_not_found", "no such member", field="recipient_id")
         return PRIVATE, {user_channel(author.user_id), user_channel(recipient_id)}
     if group_id is not None:
-        await must_get(session, Group, group_id, "group")
-        if not private and (graph is None or not graph.in_group(group_id, author.user_id, author.role_id)):
+        # Groups are closed circles (F-POST-4): only members post or send privately to one. A
+        # non-member gets the answer given for a group that does not exist (which has no members).
+        if graph is None or not graph.in_group(group_id, author.user_id, author.role_id):
             raise NotFound("group_not_found", "no such group", field="group_id")
         if private:
             return PRIVATE, {group_channel(group_id), user_channel(author.user_id)}
@@ -224,10 +245,12 @@ async def delete_post(session: AsyncSession, actor: Reader, post_id: int) -> lis
 
 async def add_comment(session: AsyncSession, author: Reader, post_id: int, body: str, now: datetime) -> dict:
     """F-POST-6: a comment follows the visibility of its post and obeys the same length limit."""
-    post, channels = await visible_post(session, author, post_id)
+    graph = await load_graph(session)
+    post, channels = await visible_post(session, author, post_id, graph)
     check_text(body)
     refs = parse_mentions(body)
     await check_mentions(session, refs)
+    await check_mentions_inside(session, graph, refs, channels)
     comment = Comment(post_id=post.id, author_id=author.user_id, body=body, created_at=now, data={})
     session.add(comment)
     await session.flush()

@@ -3,7 +3,8 @@
 Channels name an audience: `org` (everyone with the Feeds tab), `u:<user>`, `g:<group>` (the group's
 resolved members), `r:<role>` (holders of the role). A reader sees a post when their channels and
 the post's channels meet. Group members are resolved on every read, so a change to a group's sources
-or to someone's role takes effect at once (F-POST-3, F-POST-4, F-POST-5).
+or to someone's role takes effect at once (F-POST-3, F-POST-4, F-POST-5). Mentions never add a
+channel: an item's audience is where it was sent, and only those in it may be mentioned.
 """
 
 from __future__ import annotations
@@ -112,5 +113,13 @@ class OrgGraph:
         return frozenset(users & set(self.member_roles))
 
 
-def mention_channel(kind: str, target_id: int) -> str:
-    return {"user": user_channel, "role": role_channel, "group": group_channel}[kind](target_id)
+def outside_audience(graph: OrgGraph, channels: Iterable[str], members: Mapping[int, int | None]) -> list[int]:
+    """The members (user id -> role id) who cannot read an item on `channels`, in id order.
+
+    A mention never widens an item's audience (F-POST-3, F-POST-4, F-POST-5): whoever this lists may
+    not be mentioned in the item, nor in its comments. On `org` the whole org reads it: nobody is outside.
+    """
+    wanted = set(channels)
+    if ORG in wanted:
+        return []
+    return sorted(user for user, role in members.items() if not wanted.intersection(graph.reader_channels(user, role)))

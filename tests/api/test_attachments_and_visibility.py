@@ -140,15 +140,28 @@ VISIBILITY = [
     ("group post", {"author", "group member", "nested member"}),
     ("private to a user", {"author", "group member"}),
     ("private to a group", {"author", "group member", "nested member"}),
-    ("group post mentioning a role", {"author", "group member", "nested member", "role holder"}),
+    # A mention never widens an item's audience: the role holder outside group A does not see it.
+    ("group post mentioning a role", {"author", "group member", "nested member"}),
+    ("group post mentioning a member", {"author", "group member", "nested member"}),
+    ("private to a user mentioning its author", {"author", "group member"}),
     ("org post mentioning the nested group", {"author", "group member", "nested member", "role holder", "outsider"}),
+    ("org post mentioning the outsider", {"author", "group member", "nested member", "role holder", "outsider"}),
+]
+
+# kind, who writes it, status and error code: nothing of it is stored, nobody sees anything.
+REFUSED = [
+    ("group post mentioning the outsider", "author", 422, "mention_outside_audience"),
+    ("private to a user mentioning a third person", "author", 422, "mention_outside_audience"),
+    ("private to a group mentioning the role holder", "author", 422, "mention_outside_audience"),
+    ("group post by a non-member", "outsider", 404, "group_not_found"),
+    ("private to a group from a non-member", "outsider", 404, "group_not_found"),
 ]
 
 
-@pytest.mark.parametrize("kind,seen_by", VISIBILITY, ids=[k for k, _ in VISIBILITY])
-async def test_visibility_matrix(client, settings, kind, seen_by):
-    """Group A holds user `group member` and group B; group B holds role Rep & subordinates (where
-    `nested member` sits). `role holder` holds role Analyst; `outsider` is in neither."""
+async def _matrix_org(client, settings):  # type: ignore[no-untyped-def]
+    """Group A holds user `group member`, the author and group B; group B holds role Rep & subordinates
+    (where `nested member` sits). `role holder` holds role Analyst; `outsider` is in neither.
+    Returns the org's base path, the people, and each kind's body."""
     owner = await factory.sign_up(client, factory.unique("Owner"))
     org = await factory.create_org(owner)
     b = base(org)
@@ -164,15 +177,33 @@ async def test_visibility_matrix(client, settings, kind, seen_by):
     inner = (await owner.post(f"{b}/groups", json={"name": "B", "sources": [{"type": "role_and_subordinates", "id": rep}]})).json()["group"]["id"]
     outer = (await owner.post(f"{b}/groups", json={"name": "A", "sources": [
         {"type": "user", "id": people["group member"].id}, {"type": "user", "id": people["author"].id}, {"type": "group", "id": inner}]})).json()["group"]["id"]
-    body = {
+    member, outsider, holder = people["group member"].id, people["outsider"].id, people["role holder"].id
+    bodies = {
         "org post": {"body": "to all"},
         "group post": {"body": "to A", "group_id": outer},
-        "private to a user": {"body": "psst", "recipient_id": people["group member"].id},
+        "private to a user": {"body": "psst", "recipient_id": member},
         "private to a group": {"body": "psst A", "group_id": outer, "private": True},
         "group post mentioning a role": {"body": f"cc @[role:{analyst}]", "group_id": outer},
+        "group post mentioning a member": {"body": f"cc @[user:{member}]", "group_id": outer},
+        "private to a user mentioning its author": {"body": f"as @[user:{people['author'].id}] said", "recipient_id": member},
         "org post mentioning the nested group": {"body": f"cc @[group:{inner}]"},
-    }[kind]
-    post = (await people["author"].post(f"{b}/posts", json=body)).json()["post"]
+        "org post mentioning the outsider": {"body": f"cc @[user:{outsider}]"},
+        "group post mentioning the outsider": {"body": f"cc @[user:{outsider}]", "group_id": outer},
+        "private to a user mentioning a third person": {"body": f"about @[user:{outsider}]", "recipient_id": member},
+        "private to a group mentioning the role holder": {"body": f"cc @[user:{holder}]", "group_id": outer, "private": True},
+        "group post by a non-member": {"body": "let me in", "group_id": outer},
+        "private to a group from a non-member": {"body": "let me in", "group_id": outer, "private": True},
+    }
+    return b, people, bodies
+
+
+@pytest.mark.parametrize("kind,seen_by", VISIBILITY, ids=[k for k, _ in VISIBILITY])
+async def test_visibility_matrix(client, settings, kind, seen_by):
+    """F-POST-1, F-POST-3 (a mention never widens who sees an item), F-POST-4, F-POST-5."""
+    b, people, bodies = await _matrix_org(client, settings)
+    r = await people["author"].post(f"{b}/posts", json=bodies[kind])
+    assert r.status_code == 201, r.text
+    post = r.json()["post"]
     stranger = await factory.sign_up(client, factory.unique("Stranger"))
     await factory.create_org(stranger)
     for name, actor in people.items():
@@ -185,6 +216,22 @@ async def test_visibility_matrix(client, settings, kind, seen_by):
         assert r.status_code == (201 if expected else 404), (kind, name)
     r = await stranger.get(f"{b}/posts/{post['id']}")
     assert r.status_code == 404 and r.json()["error"]["code"] == "org_not_found"
+
+
+@pytest.mark.parametrize("kind,writer,status,code", REFUSED, ids=[k for k, *_ in REFUSED])
+async def test_mentions_outside_the_audience_and_non_members_writing_to_a_group_are_refused(client, settings, kind, writer, status, code):
+    """F-POST-3: mentioning someone outside a group post or private message is refused (422
+    `mention_outside_audience`), naming them. F-POST-4: only members post or send privately to a
+    group; a non-member gets 404, as for every route naming a group they are not in."""
+    b, people, bodies = await _matrix_org(client, settings)
+    r = await people[writer].post(f"{b}/posts", json=bodies[kind])
+    assert r.status_code == status and r.json()["error"]["code"] == code, r.text
+    if code == "mention_outside_audience":
+        mentioned = next(p for p in people.values() if f"@[user:{p.id}]" in bodies[kind]["body"])
+        assert r.json()["error"]["details"]["users"] == [{"id": mentioned.id, "name": mentioned.name}]
+        assert mentioned.name in r.json()["error"]["message"]
+    for name, actor in people.items():
+        assert (await actor.get(f"{b}/feed")).json()["items"] == [], (kind, name)
 
 
 async def test_group_membership_changes_take_effect_at_once(team):  # noqa: F811

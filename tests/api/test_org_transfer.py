@@ -60,7 +60,8 @@ async def _source_org(client, settings) -> dict[str, Any]:  # type: ignore[no-un
     await post(carol, {"body": "Team only", "group_id": team})
     private = await post(alice, {"body": "Just for you, Bob", "recipient_id": bob.id})
     await comment(bob, private, "Got it")
-    await post(carol, {"body": f"A secret for the team and @[user:{bob.id}]", "group_id": team, "private": True})
+    await post(carol, {"body": f"A secret for the team and @[user:{alice.id}]", "group_id": team, "private": True})
+    await post(carol, {"body": f"Thanks @[user:{bob.id}]", "recipient_id": bob.id})
     r = await bob.post(f"{b}/posts", files=[("files", ("deck.bin", FILE_BYTES, "application/octet-stream"))], data={"message": '{"body": "The deck"}'})
     assert r.status_code == 201, r.text
     token = (await alice.post(f"{b}/integrations", json={"name": "CRM"})).json()["token"]
