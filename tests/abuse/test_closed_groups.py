@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from feeds_server.store.models import Comment, EmailJob, Event, EventChannel, Mention, Notification, Post, PostAudience
 from feeds_server.store.scope import org_session
 from tests import factory
+from tests.api.records_helpers import crm, ev, items, send  # noqa: F401 - fixture
 from tests.realtime.helpers import Recorder, centrifuge_client
 
 COUNTED = (Post, PostAudience, Comment, Mention, Event, EventChannel, Notification, EmailJob)
@@ -129,6 +130,18 @@ async def test_a_non_member_cannot_post_or_send_privately_to_a_group(client, set
         assert r.status_code == 201, r.text
         assert (await p["owner"].get(f"{b}/posts/{r.json()['post']['id']}")).status_code == 200
     await _sees_nothing(p["outsider"], b)
+
+
+async def test_a_mention_of_someone_who_does_not_follow_a_record_in_a_comment_on_its_update_is_refused(crm, services):  # noqa: F811
+    """F-POST-3, F-POST-6, F-FOLLOW-3: a record update is seen by the record's followers only; a
+    comment on it cannot bring in a colleague who does not follow it (nor send them its note)."""
+    assert (await send(crm, ev("c1", name="Globex", owner_email=crm["rep"].email))).status_code == 200
+    item = (await items(crm["rep"], crm))[0]
+    before = await _written(services, crm["org"]["id"])
+    r = await crm["rep"].post(f"{crm['b']}/posts/{item['id']}/comments", json={"body": f"@[user:{crm['manager'].id}] see this"})
+    _refused_naming(r, crm["manager"])
+    assert await _written(services, crm["org"]["id"]) == before
+    await _sees_nothing(crm["manager"], crm["b"], item["id"])
 
 
 async def test_role_and_group_mentions_in_a_group_post_reach_only_its_members(client, settings, services):

@@ -155,6 +155,45 @@ async def test_roles_and_groups_are_offered_as_mentions_and_reach_their_people(w
     assert feed[0]["body"] == f"Heads-up @[role:{role_id}] and @[group:{group_id}] the new price list is out."
 
 
+async def test_a_mention_of_someone_outside_the_group_is_refused_and_named(web):
+    """F-POST-3, F-POST-4 in the composer and the comment box: a mention never lets anyone see a
+    message. The server's refusal names the person, the text stays, nothing is posted, and the
+    person named receives nothing, on the page or on the socket."""
+    alice, bob, carol = await web.user("Alice"), await web.user("Bob"), await web.user("Carol")
+    slug = await web.org(alice, bob, carol)
+    sources = [{"type": "user", "id": alice.id}, {"type": "user", "id": bob.id}]
+    group_id = (await alice.post(f"/api/v1/orgs/{slug}/groups", json={"name": "Deal desk", "sources": sources})).json()["group"]["id"]
+    c_frames: list[str] = []
+    c = await web.page(carol, f"/#/org/{slug}/feed", frames=c_frames)
+    a = await web.page(alice, f"/#/org/{slug}/feed")
+    named = f"{carol.name} is not among the people who can see this message"
+
+    await a.get_by_label("Audience").select_option(label="Group: Deal desk")
+    await write_with_mention(a, "Hi ", carol.name[:3], carol.name)
+    await a.get_by_role("button", name="Post", exact=True).click()
+    await expect(a.locator(".composer .error", has_text=named)).to_be_visible()
+    await expect(a.get_by_label("Write a post")).to_have_value(f"Hi @{carol.name} can you check the quote?")
+    await expect(item(a, "can you check the quote?")).to_have_count(0)
+
+    r = await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": "Deal desk notes", "group_id": group_id})
+    assert r.status_code == 201, r.text
+    on_a = item(a, "Deal desk notes")
+    await on_a.get_by_role("button", name="Comment").click()
+    comment = on_a.get_by_label("Comment", exact=True)
+    await comment.press_sequentially(f"ask @{carol.name[:3]}")
+    await expect(on_a.get_by_role("option", name=carol.name)).to_be_visible()
+    await comment.press("Enter")
+    await on_a.get_by_role("button", name="Send").click()
+    await expect(on_a.locator(".error", has_text=named)).to_be_visible()
+    await expect(on_a.locator(".comment")).to_have_count(0)
+
+    await (await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": "Team lunch at noon"})).aread()
+    await expect(item(c, "Team lunch at noon")).to_be_visible()
+    await expect(item(c, "Deal desk notes")).to_have_count(0)
+    await expect(c.locator("#bell-count")).to_be_hidden()
+    assert [f for f in c_frames if "quote" in f or "Deal desk" in f] == []
+
+
 async def test_markup_in_posts_comments_and_names_shows_as_text(web):
     """All user text is text: a `<script>` post, a comment and a user name with markup neither run
     nor become elements, live, in the mention list and after a reload."""

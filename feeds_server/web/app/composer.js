@@ -16,6 +16,21 @@ export function codePoints(text) {
   return n;
 }
 
+/**
+ * The server's refusal as the author should read it. A mention of people outside the message's
+ * audience (422 `mention_outside_audience`) names them: a mention never lets anyone see a message.
+ */
+export function refusal(err) {
+  const users = err?.code === 'mention_outside_audience' ? err.details?.users || [] : [];
+  if (!users.length) return err;
+  const names = new Intl.ListFormat('en', { type: 'conjunction' }).format(users.map((u) => u.name));
+  const verb = users.length === 1 ? 'is' : 'are';
+  return {
+    message: `${names} ${verb} not among the people who can see this message, and a mention does not let them in: `
+      + 'remove the mention, or add them to the group first.',
+  };
+}
+
 /** @mention autocomplete on a textarea; `body()` is the text with names turned into tokens. */
 export function mentionable(textarea) {
   let chosen = [];
@@ -222,7 +237,7 @@ export function composer({ groupId = null, groupName = '', onPosted }) {
       renderFiles();
       onPosted?.(result.post);
     } catch (err) {
-      error.show(err);
+      error.show(refusal(err));
     } finally {
       refresh();
     }
@@ -261,7 +276,7 @@ export function commentBox(postId, onAdded) {
       mentions.reset();
       onAdded(comment);
     } catch (err) {
-      error.show(err);
+      error.show(refusal(err));
     } finally {
       refresh();
     }
