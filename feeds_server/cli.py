@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="bring the database schema up to date")
     notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, notes back to the CRM")
     notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
+    notifier.add_argument("--failed", action="store_true", help="list the dead letters (emails and webhook calls that failed for good), then exit")
+    notifier.add_argument(
+        "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, webhook:7, all), then exit"
+    )
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
     rules_cmd = sub.add_parser("rules", help="auto-follow rule files: validate, apply to an org")
@@ -70,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(json.dumps(settings.describe(), indent=2))
         return 0
+    if args.command == "notifier" and (args.failed or args.retry):
+        from feeds_server import notifier_cli
+
+        return asyncio.run(notifier_cli.failed(settings, args.retry or []))
     if args.command == "notifier":
         return asyncio.run(_notifier(settings, args.burst))
     if args.command == "rules":
@@ -147,6 +155,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from feeds_server.api.app import create_app
+    from feeds_server.api.http_wire import http_protocol
     from feeds_server.realtime.wire import WireProtocol
 
     if not args.no_migrate:
@@ -167,6 +176,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         app,
         host=host,
         port=port,
+        http=http_protocol(settings),  # httptools, with bounds on head size and read times (api/http_wire.py)
         ws=WireProtocol,  # uvicorn's "websockets-sansio", plus shared frames (realtime/wire.py)
         ws_per_message_deflate=settings.ws_compression,
         ws_max_size=limits.MAX_WS_FRAME_BYTES,

@@ -6,6 +6,7 @@ laptop with nothing installed: a SQLite file, an in-process broker and a local m
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -26,6 +27,18 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _env_seconds(name: str, default: float) -> float:
+    """A positive duration in seconds (fractions allowed)."""
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise SystemExit(f"{name} must be a number of seconds above 0, got {raw!r}")
+    return value
+
+
 def _env_bool(name: str, default: bool) -> bool:
     raw = _env(name, "1" if default else "0").lower()
     if raw in {"1", "true", "yes", "on"}:
@@ -37,6 +50,14 @@ def _env_bool(name: str, default: bool) -> bool:
 
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in _env(name, default).split(",") if item.strip())
+
+
+def _env_networks(name: str) -> tuple[str, ...]:
+    """Comma-separated IP ranges (`10.0.0.0/8`, `::1/128`, a single address), normalized; anything else stops the start."""
+    try:
+        return tuple(str(ipaddress.ip_network(item, strict=False)) for item in _env_list(name, ""))
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be comma-separated IP ranges: {exc}") from exc
 
 
 def _env_rate(name: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -89,14 +110,21 @@ class Settings:
     node_name: str = ""
     metrics_enabled: bool = True
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    webhook_allow_networks: tuple[str, ...] = ()
     shutdown_timeout: float = 10.0
+    header_timeout: float = float(limits.HEADER_TIMEOUT_SECONDS)
+    body_timeout: float = float(limits.BODY_TIMEOUT_SECONDS)
+    upload_timeout: float = float(limits.UPLOAD_TIMEOUT_SECONDS)
     rate_limits: bool = True
     rate_posts_per_user: tuple[int, int] = limits.RATE_POSTS_PER_USER
     rate_posts_per_ip: tuple[int, int] = limits.RATE_POSTS_PER_IP
     rate_uploads_per_user: tuple[int, int] = limits.RATE_UPLOADS_PER_USER
     rate_uploads_per_ip: tuple[int, int] = limits.RATE_UPLOADS_PER_IP
     rate_signins_per_ip: tuple[int, int] = limits.RATE_SIGNINS_PER_IP
-    rate_signins_per_email: tuple[int, int] = limits.RATE_SIGNINS_PER_EMAIL
+    rate_signins_per_account_address: tuple[int, int] = limits.RATE_SIGNINS_PER_ACCOUNT_ADDRESS
+    rate_signins_per_account: tuple[int, int] = limits.RATE_SIGNINS_PER_ACCOUNT
+    rate_signups_per_ip: tuple[int, int] = limits.RATE_SIGNUPS_PER_IP
+    rate_account_emails: tuple[int, int] = limits.RATE_ACCOUNT_EMAILS
     ws_connections_per_user: int = limits.MAX_WS_CONNECTIONS_PER_USER
 
     @classmethod
@@ -141,14 +169,23 @@ class Settings:
             node_name=_env("FEEDS_NODE_NAME", "") or f"{socket.gethostname()}:{port}",
             metrics_enabled=_env_bool("FEEDS_METRICS", True),
             metrics_allow=_env_list("FEEDS_METRICS_ALLOW", "127.0.0.0/8,::1/128"),
+            webhook_allow_networks=_env_networks("FEEDS_WEBHOOK_ALLOW_NETWORKS"),
             shutdown_timeout=float(_env_int("FEEDS_SHUTDOWN_TIMEOUT", 10)),
+            header_timeout=_env_seconds("FEEDS_HEADER_TIMEOUT", limits.HEADER_TIMEOUT_SECONDS),
+            body_timeout=_env_seconds("FEEDS_BODY_TIMEOUT", limits.BODY_TIMEOUT_SECONDS),
+            upload_timeout=_env_seconds("FEEDS_UPLOAD_TIMEOUT", limits.UPLOAD_TIMEOUT_SECONDS),
             rate_limits=_env_bool("FEEDS_RATE_LIMITS", True),
             rate_posts_per_user=_env_rate("FEEDS_RATE_POSTS_PER_USER", limits.RATE_POSTS_PER_USER),
             rate_posts_per_ip=_env_rate("FEEDS_RATE_POSTS_PER_IP", limits.RATE_POSTS_PER_IP),
             rate_uploads_per_user=_env_rate("FEEDS_RATE_UPLOADS_PER_USER", limits.RATE_UPLOADS_PER_USER),
             rate_uploads_per_ip=_env_rate("FEEDS_RATE_UPLOADS_PER_IP", limits.RATE_UPLOADS_PER_IP),
             rate_signins_per_ip=_env_rate("FEEDS_RATE_SIGNINS_PER_IP", limits.RATE_SIGNINS_PER_IP),
-            rate_signins_per_email=_env_rate("FEEDS_RATE_SIGNINS_PER_EMAIL", limits.RATE_SIGNINS_PER_EMAIL),
+            rate_signins_per_account_address=_env_rate(
+                "FEEDS_RATE_SIGNINS_PER_ACCOUNT_ADDRESS", limits.RATE_SIGNINS_PER_ACCOUNT_ADDRESS
+            ),
+            rate_signins_per_account=_env_rate("FEEDS_RATE_SIGNINS_PER_ACCOUNT", limits.RATE_SIGNINS_PER_ACCOUNT),
+            rate_signups_per_ip=_env_rate("FEEDS_RATE_SIGNUPS_PER_IP", limits.RATE_SIGNUPS_PER_IP),
+            rate_account_emails=_env_rate("FEEDS_RATE_ACCOUNT_EMAILS", limits.RATE_ACCOUNT_EMAILS),
             ws_connections_per_user=_env_int("FEEDS_WS_CONNECTIONS_PER_USER", limits.MAX_WS_CONNECTIONS_PER_USER),
         )
 

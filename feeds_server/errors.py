@@ -78,6 +78,13 @@ class Conflict(FeedsError):
     default_code = "conflict"
 
 
+class RequestTimeout(FeedsError):
+    """The client did not send its request in time (api/http_wire.py closes the connection)."""
+
+    status = 408
+    default_code = "request_timeout"
+
+
 class Gone(FeedsError):
     """The thing existed but can no longer be used (expired invitation)."""
 

@@ -46,6 +46,13 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1_024
 MAX_EMAIL_CHARS = 254
 
+# Account links sent by email (actions/account_links.py): how long each can be used.
+EMAIL_VERIFICATION_TTL = timedelta(days=3)
+PASSWORD_RESET_TTL = timedelta(minutes=30)
+# A sign-in's user agent as kept for the list of sessions (control characters removed).
+MAX_USER_AGENT_CHARS = 200
+MAX_ADDRESS_CHARS = 45
+
 # Posts an org's writer commits in one transaction at most (actions/post_writer.py).
 POST_BATCH_MAX = 200
 
@@ -54,6 +61,16 @@ MAX_MENTIONS_PER_POST = 100
 
 # Request bodies that are JSON (uploads have their own limits above).
 MAX_JSON_BODY_BYTES = 1024 * 1024
+
+# A request's line and headers together (api/http_wire.py): 431 above. The web client and the SDKs
+# send well under 2 KiB; nginx's default buffers are 8 KiB.
+MAX_REQUEST_HEAD_BYTES = 16 * 1024
+# Multipart framing and part headers allowed on top of the files and the message in one upload.
+UPLOAD_ENVELOPE_BYTES = 64 * 1024
+# Seconds a client has to send a request's head, and then its body (uploads: `UPLOAD_TIMEOUT`).
+HEADER_TIMEOUT_SECONDS = 10
+BODY_TIMEOUT_SECONDS = 10
+UPLOAD_TIMEOUT_SECONDS = 120
 
 # Real time (F-RT-*): inbound frame cap, send queue, history kept per channel.
 MAX_WS_FRAME_BYTES = 64 * 1024
@@ -102,12 +119,18 @@ WEBHOOK_SIGNATURE_MAX_AGE_SECONDS = 300
 # Rate limits (docs/operations.md, "Rate limits"), each (requests, seconds): a burst of `requests`
 # at once, then one more every seconds/requests; `seconds` without a request restores the whole
 # burst. Posting counts posts, comments and messages together; an upload is a post with files.
-# Sign-ins are also counted per target email, so one account cannot be guessed at from many addresses.
+# Sign-ins are also counted per (target account, address), so guesses from one address stop there
+# without locking the owner out from theirs, and per target account under a ceiling far above that,
+# so one account cannot be guessed at from many addresses. Sign-ups are counted per address.
+# Account emails (verification, password reset, "you already have an account") per target account.
 RATE_POSTS_PER_USER = (60, 60)
 RATE_POSTS_PER_IP = (600, 60)
 RATE_UPLOADS_PER_USER = (100, 600)
 RATE_UPLOADS_PER_IP = (1_000, 600)
 RATE_SIGNINS_PER_IP = (60, 60)
-RATE_SIGNINS_PER_EMAIL = (10, 900)
+RATE_SIGNINS_PER_ACCOUNT_ADDRESS = (10, 900)
+RATE_SIGNINS_PER_ACCOUNT = (100, 900)
+RATE_SIGNUPS_PER_IP = (20, 3600)
+RATE_ACCOUNT_EMAILS = (5, 3600)
 # Open WebSocket connections per login, over every org and node (0: no cap).
 MAX_WS_CONNECTIONS_PER_USER = 20

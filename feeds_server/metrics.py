@@ -43,6 +43,9 @@ HTTP_LATENCY = Histogram(
     registry=REGISTRY,
 )
 HTTP_ERRORS = Counter("feeds_http_errors", "API error responses by HTTP status and error code.", ["status", "code"], registry=REGISTRY)
+HTTP_REFUSED = Counter(
+    "feeds_http_refused", "Connections closed by the node's HTTP bounds (api/http_wire.py), by reason.", ["reason"], registry=REGISTRY
+)
 RATE_LIMITED = Counter(
     "feeds_rate_limited", "Requests and connections refused by a rate limit or the connection cap, by limit.", ["limit"], registry=REGISTRY
 )
@@ -58,6 +61,7 @@ class NodeState:
     node: str
     connection_count: Any  # () -> int
     outbox: dict[str, tuple[int, float]] = field(default_factory=dict)  # outbox -> (depth, oldest due, seconds)
+    dead_letters: dict[tuple[str, str], int] = field(default_factory=dict)  # (outbox, reason) -> failed items
 
     def collect(self) -> Iterator[Metric]:
         connections = GaugeMetricFamily("feeds_connections", "Open client WebSocket connections on this node.", labels=["node"])
@@ -76,6 +80,15 @@ class NodeState:
             age.add_metric([name], oldest)
         yield depth
         yield age
+        dead = GaugeMetricFamily(
+            "feeds_outbox_dead_letters",
+            "Emails and webhook calls set aside as failed, not sent again unless an operator retries them "
+            "(feeds-server notifier --failed), by outbox and reason (error, refused, gave_up, revoked, other).",
+            labels=["outbox", "reason"],
+        )
+        for (name, reason), count in sorted(self.dead_letters.items()):
+            dead.add_metric([name, reason], count)
+        yield dead
 
 
 def render(node: NodeState) -> bytes:

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from feeds_server.api import security_headers
 from feeds_server.api.dispatch import build_route, error_response, json_response
 from feeds_server.api.openapi import build_openapi
 from feeds_server.api.routing import Endpoint
@@ -35,7 +36,7 @@ from feeds_server.services import Services
 log = logging.getLogger("feeds_server.api")
 
 # API modules, each with a `routes` table. New resources are added here.
-API_MODULES = ["accounts", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "records", "rules", "security", "audit", "privacy"]
+API_MODULES = ["accounts", "credentials", "sessions", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "records", "rules", "security", "audit", "privacy"]
 
 
 # The busiest endpoints are matched first: Starlette tries routes in order, and a post would otherwise
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.metrics = NodeState(services.settings.node_name or f"{services.settings.host}:{services.settings.port}", lambda: hub.connection_count)
     app.state.draining = False
     app.state.endpoints = endpoints
+    app.state.security_headers = security_headers.header_list(services.settings)
     return app
 
 
@@ -130,6 +132,8 @@ class _App(Starlette):
             scope["app"] = self
             await websocket_endpoint(WebSocket(scope, receive, send))
             return
+        if scope["type"] == "http":
+            send = security_headers.adding(send, self.state.security_headers)
         await super().__call__(scope, receive, send)
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -31,6 +31,7 @@ from feeds_server.errors import (
     Forbidden,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     Unauthenticated,
     ValidationFailed,
 )
@@ -59,6 +60,9 @@ def error_response(exc: FeedsError) -> Response:
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.details:
         body["details"] = exc.details
+    rid = logs.request_id.get()
+    if rid:  # the same id as the X-Request-ID header and the server's log lines
+        body["request_id"] = rid
     headers = {"Retry-After": str(exc.details["retry_after"])} if "retry_after" in exc.details else None
     if exc.status == 401:
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
@@ -70,11 +74,14 @@ def build_route(endpoint: Endpoint) -> Route:
 
     async def endpoint_app(request: Request) -> Response:
         nonlocal latency
-        rid = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        rid = _request_id(request.headers.get("x-request-id", ""))
         token = logs.request_id.set(rid)
         started = time.perf_counter()
         response = await _answer(request)
         response.headers["X-Request-ID"] = rid
+        if getattr(request.state, "unread_body", False):
+            # The rest of the body is not read: uvicorn must not take it for the next request.
+            response.headers["Connection"] = "close"
         elapsed = time.perf_counter() - started
         if latency is None:
             latency = metrics.HTTP_LATENCY.labels(endpoint.method, endpoint.path.replace(":int", ""))
@@ -90,6 +97,10 @@ def build_route(endpoint: Endpoint) -> Route:
         services: Services = request.app.state.services
         try:
             try:
+                if endpoint.body is not None and not endpoint.raw_body:
+                    # Before any session opens: a client that sends its body slowly holds no
+                    # connection, transaction or lock (api/http_wire.py bounds how slowly).
+                    await read_body(request)
                 return await _run(endpoint, request, services)
             except IntegrityError:
                 body_kept = getattr(request.state, "json_body", None) is not None
@@ -102,13 +113,27 @@ def build_route(endpoint: Endpoint) -> Route:
         except IntegrityError:
             log.info("integrity error on %s %s", endpoint.method, endpoint.path, exc_info=True)
             return error_response(Conflict("conflict", "the request clashes with existing data"))
+        except ClientDisconnect:
+            # The client went away, or the node closed it for sending its body too slowly (408):
+            # nothing reaches it any more, and it is no server error.
+            log.info("client disconnected during %s %s", endpoint.method, endpoint.path)
+            return error_response(RequestTimeout("client_disconnected", "the request body did not arrive"))
 
     return Route(endpoint.path, endpoint_app, methods=[endpoint.method], name=f"{endpoint.method} {endpoint.path}")
 
 
+def _request_id(raw: str) -> str:
+    """The client's X-Request-ID if it is a short token that is safe in a header and a log line."""
+    if raw and len(raw) <= 64 and raw.isascii() and all(c.isalnum() or c in "-_.:" for c in raw):
+        return raw
+    return uuid.uuid4().hex
+
+
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = _path_params(request)
-    if endpoint.reads_only and not services.settings.is_sqlite:
+    if endpoint.reads_only and (endpoint.raw_body or not services.settings.is_sqlite):
+        # Uploads too on SQLite: the caller is checked in a session of its own that closes before
+        # the files are read, so the write lock is not held while they arrive.
         return await _run_on_demand(endpoint, request, services, path)
     session: AsyncSession | None = None
     try:
@@ -242,27 +267,35 @@ def _path_params(request: Request) -> dict[str, Any]:
     return params
 
 
+async def read_body(request: Request) -> bytes:
+    """The JSON endpoints' body, read once and kept (the pipeline reads it before any session opens;
+    the handler's `read_json` then finds it)."""
+    cached = getattr(request.state, "json_body", None)
+    if cached is None:
+        cached = request.state.json_body = await read_limited(request, limits.MAX_JSON_BODY_BYTES)
+    return cached
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it grows past `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
+        request.state.unread_body = True
         raise PayloadTooLarge("body_too_large", f"request body over {limit} bytes", limit=limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
+            request.state.unread_body = True
             raise PayloadTooLarge("body_too_large", f"request body over {limit} bytes", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def read_json(request: Request) -> bytes:
-    cached = getattr(request.state, "json_body", None)
-    if cached is not None:
-        return cached  # a retried run of the same request (idempotency race) reads it again
-    raw = await read_limited(request, limits.MAX_JSON_BODY_BYTES)
-    request.state.json_body = raw
+    """The body as JSON bytes (`{}` when empty), after its media type is checked."""
+    raw = await read_body(request)
     if not raw.strip():
         return b"{}"
     ctype = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -314,7 +347,7 @@ async def _authorize(ctx: Ctx, endpoint: Endpoint) -> None:
         await _integration(ctx)
         return
     if endpoint.access == MEMBER:
-        await _member(ctx, endpoint.permission, lean=endpoint.reads_only and not ctx.services.settings.is_sqlite)
+        await _member(ctx, endpoint.permission, lean=ctx.opened_session is None)
         return
     await _user(ctx)
 
@@ -406,8 +439,11 @@ async def _member(ctx: Ctx, permission: str | None, lean: bool = False) -> None:
     if not token.startswith(tokens.BEARER_PREFIX) or len(token) > 200:
         raise Unauthenticated("invalid_token", "the token is unknown, revoked or expired")
     params = {"token_hash": tokens.hash_secret(token), "slug": ctx.path.get("slug")}
-    if lean:
+    if lean and not ctx.services.settings.is_sqlite:
         row = await find_caller(ctx.services.engine, params["token_hash"], params["slug"])
+    elif lean:
+        async with ctx.services.read_sessions() as session:  # closed before the handler runs
+            row = (await session.execute(_CALLER, params)).first()
     else:
         row = (await ctx.session.execute(_CALLER, params)).first()
     if row is None:

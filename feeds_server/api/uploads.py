@@ -23,8 +23,12 @@ from feeds_server.store.files import LocalFileStore, TempFile
 
 MESSAGE_PART = "message"
 FILE_PART = "files"
-# Room for the message part and multipart framing on top of the files' 20 MiB.
-_OVERHEAD = limits.MAX_JSON_BODY_BYTES + 64 * 1024
+# The whole request: the files' 20 MiB, the message part and room for multipart framing. Counted as
+# the bytes arrive, whatever the parts are (a stream of small parts is refused at this size too).
+MAX_UPLOAD_BYTES = limits.MAX_FILES_TOTAL_BYTES + limits.MAX_JSON_BODY_BYTES + limits.UPLOAD_ENVELOPE_BYTES
+# Characters a file name may not carry: C0/C1 controls and the line and paragraph separators. They
+# are refused rather than dropped: a name that needs them is not one a person typed.
+_CONTROLS = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029])
 
 SAFE_TYPES = frozenset(
     {
@@ -38,7 +42,10 @@ SAFE_TYPES = frozenset(
 
 
 def safe_filename(raw: str) -> str:
-    """The last path segment, without control characters; never empty, at most 255 characters."""
+    """The last path segment, without format characters (such as right-to-left overrides); never
+    empty, at most 255 characters. Control characters are refused with 422 `invalid_filename`."""
+    if any(c in _CONTROLS for c in raw):
+        raise ValidationFailed("invalid_filename", "a file name may not contain control characters", field="files")
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
     return (name or "file")[:255]
@@ -87,6 +94,8 @@ class _Reader:
         self.value = b""
         self.total = 0
         self.files = 0
+        self.messages = 0
+        self.ended = False  # the closing boundary has been read: nothing after it is
 
     # Callbacks of python-multipart; they run inside `parser.write`, so raising stops the upload.
     def on_part_begin(self) -> None:
@@ -123,6 +132,10 @@ class _Reader:
             part.temp = TempFile(self.store.folder)
         elif part.name != MESSAGE_PART:
             raise ValidationFailed("unknown_part", f"unexpected part {part.name!r}; send 'message' and 'files'")
+        else:
+            self.messages += 1
+            if self.messages > 1:
+                raise ValidationFailed("missing_message", "send exactly one 'message' part (JSON)")
         self.parts.append(part)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -148,6 +161,9 @@ class _Reader:
     def on_part_end(self) -> None:
         self.current = None
 
+    def on_end(self) -> None:
+        self.ended = True
+
 
 async def read_upload(request: Request, store: LocalFileStore) -> Upload:
     """Parse `message` (JSON) and up to five `files` parts; raise on the first limit crossed."""
@@ -156,23 +172,33 @@ async def read_upload(request: Request, store: LocalFileStore) -> Upload:
     if ctype != b"multipart/form-data" or not boundary:
         raise BadRequest("unsupported_media_type", "send multipart/form-data with a 'message' part and 'files' parts")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.MAX_FILES_TOTAL_BYTES + _OVERHEAD:
+    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
         raise PayloadTooLarge(
             "files_too_large", f"all files together may be at most {limits.MAX_FILES_TOTAL_BYTES} bytes", limit=limits.MAX_FILES_TOTAL_BYTES
         )
     reader = _Reader(store)
     callbacks = {name: getattr(reader, name) for name in dir(reader) if name.startswith("on_")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    received = 0
     try:
         async for chunk in request.stream():
+            received += len(chunk)
+            if received > MAX_UPLOAD_BYTES:
+                raise PayloadTooLarge("request_too_large", f"an upload may be at most {MAX_UPLOAD_BYTES} bytes in all", limit=MAX_UPLOAD_BYTES)
             parser.write(chunk)
+            if reader.ended:
+                # Whatever follows the closing boundary is not read; the answer closes the connection.
+                request.state.unread_body = True
+                break
         parser.finalize()
         return _result(reader)
     except MultipartParseError:
         _discard(reader)
+        request.state.unread_body = True
         raise BadRequest("malformed_multipart", "the multipart body is malformed") from None
     except BaseException:
         _discard(reader)
+        request.state.unread_body = True
         raise
 
 

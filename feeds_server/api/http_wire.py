@@ -1,0 +1,189 @@
+"""The HTTP/1.1 connection under uvicorn, bounded in bytes and in time before the application sees it.
+
+uvicorn's httptools protocol buffers a request's head for as long as it keeps arriving: a header
+that never ends grows the node's memory without limit, and a client sending one byte every few
+seconds keeps its connection (and, worse, whatever the application holds while it waits for the
+body) for ever. Each connection here is held to:
+
+- a head (request line and headers) of at most `limits.MAX_REQUEST_HEAD_BYTES`: 431 and closed above;
+- a head finished within `Settings.header_timeout` of the connection opening or of the request's
+  first byte: closed without an answer (nothing was asked yet);
+- a body finished within `Settings.body_timeout` of the head (`upload_timeout` for multipart):
+  408 if no answer has started, then closed, whether or not the application was reading it.
+
+The application then never waits on a client for longer than these bounds, and reads bodies before
+it opens a database session (api/dispatch.py), so a slow client costs a socket and a timer only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from feeds_server import limits, metrics
+from feeds_server.config import Settings
+
+log = logging.getLogger("feeds_server.api")
+
+
+class _HeadTooLarge(Exception):
+    """Raised inside the parser's callbacks: stops parsing; the protocol answers 431."""
+
+
+def error_bytes(status: int, code: str, message: str) -> bytes:
+    """A complete `Connection: close` response in the API's error shape, written by the protocol itself."""
+    rid = uuid.uuid4().hex
+    body = orjson.dumps({"error": {"code": code, "message": message, "request_id": rid}})
+    head = [
+        STATUS_LINE[status],
+        b"content-type: application/json\r\n",
+        b"content-length: " + str(len(body)).encode() + b"\r\n",
+        b"x-request-id: " + rid.encode() + b"\r\n",
+        b"connection: close\r\n\r\n",
+    ]
+    return b"".join(head) + body
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the bounds above; built for a node by `http_protocol`."""
+
+    header_timeout = 10.0
+    body_timeout = 10.0
+    upload_timeout = 120.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True
+        self._head_raw = 0  # bytes received since the head began (counted before parsing)
+        self._head_parsed = 0  # request line and header bytes the parser has handed over
+        self._head_too_large = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # Connection life
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout, self._head_expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_raw += len(data)
+        super().data_received(data)
+        # A head still unfinished past the bound: the parser holds it all, so stop here.
+        if self._in_head and self._head_raw > limits.MAX_REQUEST_HEAD_BYTES and not self.transport.is_closing():
+            self._refuse_head()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()  # the WebSocket protocol has its own pings and limits from here on
+        super().handle_websocket_upgrade()
+
+    def send_400_response(self, msg: str) -> None:
+        if self._head_too_large:  # the parser stopped on our own exception
+            self._refuse_head()
+            return
+        super().send_400_response(msg)
+
+    # Parser callbacks
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_parsed = 0
+        if self._timer is None:  # a request after a finished one: its head gets its own time
+            self._arm(self.header_timeout, self._head_expired)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_raw = 0
+        self._disarm()
+        super().on_headers_complete()
+        if self.parser.should_upgrade() and self._should_upgrade():
+            return
+        if self._has_body():
+            upload = any(n == b"content-type" and v.lower().startswith(b"multipart/") for n, v in self.headers)
+            self._arm(self.upload_timeout if upload else self.body_timeout, self._body_expired)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    # Bounds
+    def _count_head(self, size: int) -> None:
+        self._head_parsed += size
+        if self._head_parsed > limits.MAX_REQUEST_HEAD_BYTES:
+            self._head_too_large = True
+            raise _HeadTooLarge()
+
+    def _has_body(self) -> bool:
+        for name, value in self.headers:
+            if name == b"content-length":
+                return value.strip() not in (b"0", b"")
+            if name == b"transfer-encoding":
+                return True
+        return False
+
+    def _refuse_head(self) -> None:
+        metrics.HTTP_REFUSED.labels("head_too_large").inc()
+        self._disarm()
+        self._in_head = False
+        message = f"request line and headers over {limits.MAX_REQUEST_HEAD_BYTES} bytes"
+        self.transport.write(error_bytes(431, "headers_too_large", message))
+        self.transport.close()
+
+    def _head_expired(self) -> None:
+        self._timer = None
+        if self._in_head and not self.transport.is_closing():
+            metrics.HTTP_REFUSED.labels("head_timeout").inc()
+            self.transport.close()
+
+    def _body_expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        metrics.HTTP_REFUSED.labels("body_timeout").inc()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_started:
+            message = "the request body did not arrive in time"
+            self.transport.write(error_bytes(408, "request_timeout", message))
+        if cycle is not None and not cycle.response_complete:
+            # The application's next receive answers http.disconnect; what it sends goes nowhere.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
+
+    def _arm(self, seconds: float, callback: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def http_protocol(settings: Settings) -> type[GuardedHttpProtocol]:
+    """The protocol class for uvicorn's `http=`, with this node's timeouts."""
+    return type(
+        "GuardedHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "header_timeout": settings.header_timeout,
+            "body_timeout": settings.body_timeout,
+            "upload_timeout": settings.upload_timeout,
+        },
+    )
