@@ -156,7 +156,8 @@ async def test_role_and_group_mentions_in_a_group_post_reach_only_its_members(cl
         post_id = r.json()["post"]["id"]
         async with org_session(services.sessions, org["id"]) as s:
             channels = set((await s.execute(select(PostAudience.channel).where(PostAudience.post_id == post_id))).scalars())
-        assert channels == {f"g:{ids['inner']}"}
+            events = list((await s.execute(select(Event.channels).where(Event.type == "post.created").order_by(Event.seq))).scalars())
+        assert channels == {f"g:{ids['inner']}"} and events[-1] == [f"g:{ids['inner']}"]
         await _sees_nothing(p["outsider"], b, post_id)
     notes = (await p["member"].get(f"{b}/notifications")).json()
     assert notes["unread"] == 2 and {n["data"]["via"] for n in notes["notifications"]} == {"role", "group"}
