@@ -27,7 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server import limits
 from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
+from feeds_server.domain import egress
 from feeds_server.errors import NotFound
+from feeds_server.notify.webhook_client import webhook_client
 from feeds_server.services import Services
 from feeds_server.store.events import append_event
 from feeds_server.store.models import Integration, IntegrationWebhook, Post, User, WebhookDelivery
@@ -136,7 +138,8 @@ async def deliver_webhooks(
 ) -> int:
     """Send due deliveries until stopped (or, with `burst`, until none is due). Returns how many succeeded."""
     own_client = client is None
-    client = client or httpx.AsyncClient(timeout=limits.WEBHOOK_TIMEOUT_SECONDS)
+    allow = egress.parse_networks(services.settings.webhook_allow_networks)
+    client = client or webhook_client(allow, timeout=limits.WEBHOOK_TIMEOUT_SECONDS)
     delivered = 0
     try:
         while stop is None or not stop.is_set():
@@ -200,7 +203,10 @@ async def _deliver(services: Services, client: httpx.AsyncClient, delivery: Webh
         response = await client.post(url, content=body, headers=headers)
         ok, error, permanent = response.is_success, f"HTTP {response.status_code}", is_permanent(response.status_code)
     except httpx.HTTPError as exc:
-        ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
+        # Only "failed" is stored where the org admin reads it: why a connection failed (refused
+        # target, closed port, timeout) would map the network around the server. The log keeps it.
+        ok, error = False, "failed"
+        log.warning("webhook delivery %s could not be sent: %s: %s", delivery.id, type(exc).__name__, str(exc)[:500])
     now = services.clock()
     values: dict[str, Any]
     if ok:

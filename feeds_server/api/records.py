@@ -14,7 +14,9 @@ from feeds_server.actions.records import RecordEvent
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import INTEGRATION, Routes
 from feeds_server.api.schemas import Body, Id, PageQuery, Query, Text
+from feeds_server.domain import egress
 from feeds_server.domain import permissions as perms
+from feeds_server.errors import ValidationFailed
 from feeds_server.store.models import Record
 
 routes = Routes("records")
@@ -158,6 +160,9 @@ async def dormant(ctx: Ctx) -> dict[str, Any]:
 @routes.put("/api/v1/orgs/{slug}/integrations/{integration_id:int}/webhook", permission=perms.ADMIN, body=WebhookIn)
 async def set_webhook(ctx: Ctx) -> dict[str, Any]:
     """Where comments on record items go back to the CRM as notes; a new signing secret, shown once."""
+    allow = egress.parse_networks(ctx.services.settings.webhook_allow_networks)
+    if why := egress.url_refusal(ctx.body.url, allow):
+        raise ValidationFailed("webhook_target_not_allowed", why, field="url")
     hook, secret = await webhooks.set_webhook(ctx.session, ctx.me.user_id, ctx.path["integration_id"], ctx.body.url)
     return {"webhook": await webhooks.webhook_view(ctx.session, hook), "secret": secret}
 

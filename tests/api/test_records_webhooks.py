@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ from tests import factory
 from tests.api.records_helpers import crm, ev, items, send  # noqa: F401 - `crm` is a fixture
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "records.md"
+
+
+@pytest.fixture
+def settings(settings: Any) -> Any:
+    """The fake CRM listens on 127.0.0.1, which webhooks may reach only when the operator allows it."""
+    return replace(settings, webhook_allow_networks=("127.0.0.0/8",))
 
 
 def docs_verify() -> Any:

@@ -1,0 +1,116 @@
+"""The HTTP client of webhook deliveries: it connects only to addresses domain/egress.py allows.
+
+The check sits where the socket is opened (an httpcore network backend), not on the URL: the name
+is resolved once, every address it resolves to is judged, and the connection goes to a judged
+address, so neither a name that resolves to 127.0.0.1 nor a DNS answer that changes between a check
+and the connection (rebinding) gets through. httpcore keeps the name for the Host header and for
+TLS (SNI and the certificate check). Redirects are not followed and no proxy from the environment is
+used. A refusal is an `httpx.ConnectError`, like a closed port: the delivery loop cannot tell them
+apart, and neither can the admin who reads its counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+
+import httpcore
+import httpx
+
+from feeds_server.domain import egress
+
+Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
+
+
+class TargetRefused(httpcore.ConnectError):
+    """The host resolves to an address webhooks may not reach (httpx raises it as a ConnectError)."""
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for `host` (an address literal resolves to itself)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to allowed addresses; see the module docstring."""
+
+    def __init__(self, allow: Sequence[egress.Network] = (), resolver: Resolver = system_resolver) -> None:
+        self._allow = tuple(allow)
+        self._resolve = resolver
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        # One deadline for the lookup and every address tried: a long DNS answer of dead addresses
+        # must not hold a delivery for one timeout per address.
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        addresses = await self._checked_addresses(host, port, timeout)
+        failure: Exception = httpcore.ConnectTimeout(f"connecting to {host} timed out")
+        for ip in addresses:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            try:
+                return await self._inner.connect_tcp(ip, port, left, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure
+
+    async def _checked_addresses(self, host: str, port: int, timeout: float | None) -> list[str]:
+        try:
+            resolved = list(await asyncio.wait_for(self._resolve(host, port), timeout))
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        if not resolved:
+            raise httpcore.ConnectError(f"{host} resolves to no address")
+        for text in resolved:
+            why = egress.refusal(egress.address(text), self._allow)
+            if why:
+                raise TargetRefused(f"{host} resolves to {text}: {why}")
+        return resolved
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise TargetRefused("webhooks do not use Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's own transport over a `GuardedBackend`.
+
+    httpx takes no network backend as an argument, so the pool it builds is replaced by one built
+    the same way with ours; tests/abuse/test_webhook_targets.py fails if that stops taking effect.
+    """
+
+    def __init__(self, allow: Sequence[egress.Network] = (), resolver: Resolver = system_resolver) -> None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+        super().__init__(trust_env=False, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(allow, resolver),
+        )
+
+
+def webhook_client(allow: Sequence[egress.Network] = (), timeout: float = 10.0, resolver: Resolver = system_resolver) -> httpx.AsyncClient:
+    """The client deliveries are posted with: guarded connections, no redirects, no proxies from the environment."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(allow, resolver), timeout=timeout, follow_redirects=False, trust_env=False
+    )
