@@ -60,7 +60,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_raw = 0  # bytes received since the head began (counted before parsing)
-        self._head_parsed = 0  # request line and header bytes the parser has handed over
         self._head_too_large = False
         self._timer: asyncio.TimerHandle | None = None
 
@@ -95,22 +94,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_head = True
-        self._head_parsed = 0
         if self._timer is None:  # a request after a finished one: its head gets its own time
             self._arm(self.header_timeout, self._head_expired)
-
-    def on_url(self, url: bytes) -> None:
-        self._count_head(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count_head(len(name) + len(value) + 4)
-        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._head_raw = 0
         self._disarm()
+        # A head that arrived whole in one read: measured here, before the application sees it.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > limits.MAX_REQUEST_HEAD_BYTES:
+            self._head_too_large = True
+            raise _HeadTooLarge()  # the parser stops; uvicorn's answer to a parser error becomes 431
         super().on_headers_complete()
         if self.parser.should_upgrade() and self._should_upgrade():
             return
@@ -123,12 +118,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     # Bounds
-    def _count_head(self, size: int) -> None:
-        self._head_parsed += size
-        if self._head_parsed > limits.MAX_REQUEST_HEAD_BYTES:
-            self._head_too_large = True
-            raise _HeadTooLarge()
-
     def _has_body(self) -> bool:
         for name, value in self.headers:
             if name == b"content-length":
