@@ -322,7 +322,8 @@ async def orgs_touching(session: AsyncSession, person: Person) -> list[int]:
         select(TerritoryMember.org_id).where(TerritoryMember.user_id == uid),
         select(Record.org_id).where(or_(Record.owner_id == uid, Record.creator_id == uid)),
         select(Invitation.org_id).where(or_(Invitation.email == person.email, Invitation.invited_by_user_id == uid)),
-        select(EmailJob.org_id).where(or_(EmailJob.user_id == uid, EmailJob.to_email == person.email)),
+        # An account's own emails name no org (they go with the account: actions/account_mail.py).
+        select(EmailJob.org_id).where(or_(EmailJob.user_id == uid, EmailJob.to_email == person.email), EmailJob.org_id.is_not(None)),
         select(AuditEntry.org_id).where(AuditEntry.actor_user_id == uid),
         select(Event.org_id).where(Event.actor_user_id == uid),
     )

@@ -93,7 +93,10 @@ async def revoke(session: AsyncSession, invitation_id: int, actor_id: int, now: 
 
 
 async def pending_for_user(session: AsyncSession, user: User, now: datetime) -> list[tuple[Invitation, Org]]:
-    """Pending, unexpired invitations to the user's email, except orgs that restrict by IP (F-ORG-5)."""
+    """Pending, unexpired invitations to the user's email, except orgs that restrict by IP (F-ORG-5).
+    None until the address is verified: anyone can sign up with any address."""
+    if user.email_verified_at is None:
+        return []
     allow_cross_org(session)
     rows = (
         await session.execute(
@@ -107,6 +110,10 @@ async def pending_for_user(session: AsyncSession, user: User, now: datetime) -> 
 
 
 async def _for_invitee(session: AsyncSession, user: User, invitation_id: int | None, link_token: str | None) -> tuple[Invitation, Org]:
+    """The invitation, answered by the account of the address it was sent to: by its id once that
+    address is verified, or through its link, which only reached that address's mailbox."""
+    if link_token is None and user.email_verified_at is None:
+        raise Forbidden("email_not_verified", "confirm your email address first (the link in the email we sent)")
     allow_cross_org(session)
     stmt = select(Invitation, Org).join(Org, Org.id == Invitation.org_id).with_for_update(of=Invitation)
     if link_token is not None:
@@ -134,6 +141,8 @@ async def accept(
     membership = await join_org(session, user, org, profile_id, invitation.role_id, now)
     invitation.status = "accepted"
     invitation.responded_at = now
+    if user.email_verified_at is None:
+        user.email_verified_at = now  # through the invitation's link, which came to this address
     await session.flush()
     return org, membership
 

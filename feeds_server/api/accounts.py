@@ -6,14 +6,16 @@ from typing import Any
 
 from pydantic import Field
 
-from feeds_server.actions import accounts, audit, invitations, orgs
+from feeds_server.actions import accounts, audit, invitations, orgs, sessions
 from feeds_server.api import throttle
-from feeds_server.api.context import Ctx
+from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.dispatch import request_address
 from feeds_server.api.routing import PUBLIC, USER, Routes
 from feeds_server.api.schemas import Body, Email, Name, Password, Slug, Text
 from feeds_server.api.views import invitation_view, my_org_view, org_view, user_view
+from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import Unauthenticated
+from feeds_server.store.models import User
 
 routes = Routes("accounts")
 
@@ -34,37 +36,53 @@ class DefaultOrgBody(Body):
     org_slug: Slug
 
 
-@routes.post("/api/v1/auth/signup", access=PUBLIC, body=SignUpBody, status=201)
-async def sign_up(ctx: Ctx) -> dict[str, Any]:
-    """Create a login (one per email address)."""
+@routes.post("/api/v1/auth/signup", access=PUBLIC, body=SignUpBody, status=201, reads_only=True)
+async def sign_up(ctx: Ctx) -> Deferred:
+    """Create a login (one per email address). The answer is the same whether the address already
+    has an account or not; the email sent to it says which (a verification link, or "you already
+    have an account" with a link to reset the password)."""
     b: SignUpBody = ctx.body
-    user = await accounts.sign_up(ctx.session, ctx.services.passwords, b.email, b.password, b.name)
-    return {"user": user_view(user)}
+    await throttle.signing_up(ctx)
+    email, name = normalize_email(b.email), b.name.strip()
+    services, now = ctx.services, ctx.services.clock()
+
+    async def complete() -> dict[str, Any]:
+        may_send = await throttle.may_email_account(ctx, email)
+        await accounts.register(services, email, b.password, name, now, may_send)
+        return {"signup": {"email": email, "name": name, "verification": "email_sent"}}
+
+    return Deferred(complete)
 
 
-@routes.post("/api/v1/auth/signin", access=PUBLIC, body=SignInBody)
-async def sign_in(ctx: Ctx) -> dict[str, Any]:
+@routes.post("/api/v1/auth/signin", access=PUBLIC, body=SignInBody, reads_only=True)
+async def sign_in(ctx: Ctx) -> Deferred:
     """Exchange email and password for a bearer token; `org_slug` opens that org (F-ORG-4)."""
     b: SignInBody = ctx.body
     await throttle.signing_in(ctx, b.email)
-    s = ctx.services.settings
-    now = ctx.services.clock()
-    try:
-        result = await accounts.sign_in(ctx.session, ctx.services.passwords, b.email, b.password, b.org_slug, now, s.token_ttl_seconds)
-    except Unauthenticated as exc:
-        # The sign-in's transaction rolls back: the refusal is logged in a transaction of its own.
-        address, reason = request_address(ctx), exc.code
-        ctx.on_rollback(lambda: audit.record_failed_sign_in(ctx.services.sessions, b.email, address, reason, now))
-        raise
-    await audit.record_sign_in(ctx.session, result.user.id, now, b.org_slug)
-    return {
-        "token": result.token,
-        "token_type": "Bearer",
-        "expires_at": result.expires_at,
-        "user": user_view(result.user),
-        "org": org_view(result.opened_org) if result.opened_org else None,
-        "needs_default_org": accounts.needs_default_org(result.user) and b.org_slug is None,
-    }
+    services, now = ctx.services, ctx.services.clock()
+    address, agent = request_address(ctx), sessions.describe_client(ctx.request.headers.get("user-agent"))
+
+    async def complete() -> dict[str, Any]:
+        try:
+            result = await accounts.sign_in(services, b.email, b.password, b.org_slug, now, address, agent)
+        except Unauthenticated as exc:
+            await audit.record_failed_sign_in(services.sessions, b.email, address, exc.code, now)
+            raise
+        return {
+            "token": result.token,
+            "token_type": "Bearer",
+            "expires_at": result.expires_at,
+            "user": account_view(result.user),
+            "org": org_view(result.opened_org) if result.opened_org else None,
+            "needs_default_org": accounts.needs_default_org(result.user) and b.org_slug is None,
+        }
+
+    return Deferred(complete)
+
+
+def account_view(user: User) -> dict[str, Any]:
+    """The caller's own account: as others see it, and whether its address is verified."""
+    return {**user_view(user), "email_verified": user.email_verified_at is not None}
 
 
 @routes.post("/api/v1/auth/signout", access=USER, status=204)
@@ -85,7 +103,7 @@ async def me(ctx: Ctx) -> dict[str, Any]:
     mine = await orgs.my_orgs(ctx.session, user.id)
     pending = await invitations.pending_for_user(ctx.session, user, ctx.services.clock())
     return {
-        "user": user_view(user),
+        "user": account_view(user),
         "default_org": next((org_view(m.org) for m in mine if m.org.id == user.default_org_id), None),
         "needs_default_org": accounts.needs_default_org(user),
         "orgs": [my_org_view(m.org, m.membership, m.profile, m.role, user.default_org_id) for m in mine],

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from feeds_server.actions import erasure, orgs
 from feeds_server.actions.personal_data import personal_data
-from feeds_server.api.context import Ctx
+from feeds_server.api import throttle
+from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.dispatch import request_address
 from feeds_server.api.routing import USER, Routes
 from feeds_server.api.schemas import Body, Text
@@ -36,16 +37,22 @@ async def export_me(ctx: Ctx) -> dict[str, Any]:
     return await personal_data(ctx.session, ctx.current_user.id, ctx.services.clock(), readable)
 
 
-@routes.post("/api/v1/me/erase", access=USER, body=EraseBody, status=202)
-async def erase_me(ctx: Ctx) -> dict[str, Any]:
+@routes.post("/api/v1/me/erase", access=USER, body=EraseBody, status=202, reads_only=True)
+async def erase_me(ctx: Ctx) -> Deferred:
     """Erase the signed-in account and its data in every org (GDPR); needs the password. Every sign-in ends."""
     user = ctx.current_user
-    if not await ctx.services.passwords.verify(user.password_hash, ctx.body.password):
-        raise Forbidden("wrong_password", "the password does not match this account")
-    services, user_id = ctx.services, user.id
-    # Org by org, each in a transaction of its own, once this request's transaction is over.
-    ctx.after_commit(lambda: erasure.erase_account(services, user_id, "self"))
-    return {"user_id": user_id, "status": "erasing"}
+    await throttle.signing_in(ctx, user.email)  # a guess at the password counts as a sign-in
+    services, user_id, stored_hash, password = ctx.services, user.id, user.password_hash, ctx.body.password
+
+    async def complete() -> dict[str, Any]:
+        # Checked once the request's transaction is over: no connection or lock waits on argon2.
+        if not await services.passwords.verify(stored_hash, password):
+            raise Forbidden("wrong_password", "the password does not match this account")
+        # Org by org, each in a transaction of its own.
+        ctx.after_commit(lambda: erasure.erase_account(services, user_id, "self"))
+        return {"user_id": user_id, "status": "erasing"}
+
+    return Deferred(complete)
 
 
 @routes.post("/api/v1/orgs/{slug}/members/{user_id:int}/erase", permission=perms.ADMIN)

@@ -13,7 +13,9 @@ import math
 from feeds_server import metrics
 from feeds_server.api.context import Ctx
 from feeds_server.api.dispatch import request_address
+from feeds_server.actions.credentials import sign_in_refused_email
 from feeds_server.config import Settings
+from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import RateLimited
 from feeds_server.ratelimit import Checks, Limiter, Rate
 
@@ -28,7 +30,12 @@ class Rates:
         self.uploads_per_user = Rate("uploads_per_user", *settings.rate_uploads_per_user)
         self.uploads_per_ip = Rate("uploads_per_ip", *settings.rate_uploads_per_ip)
         self.signins_per_ip = Rate("signins_per_ip", *settings.rate_signins_per_ip)
-        self.signins_per_email = Rate("signins_per_email", *settings.rate_signins_per_email)
+        self.signins_per_account_address = Rate("signins_per_account_address", *settings.rate_signins_per_account_address)
+        self.signins_per_account = Rate("signins_per_account", *settings.rate_signins_per_account)
+        # At most one "sign-ins were refused" email per account per window of the (account, address) limit.
+        self.signin_alerts = Rate("signin_alerts", 1, settings.rate_signins_per_account_address[1])
+        self.signups_per_ip = Rate("signups_per_ip", *settings.rate_signups_per_ip)
+        self.account_emails = Rate("account_emails", *settings.rate_account_emails)
         self.connections_cap = settings.ws_connections_per_user if settings.rate_limits else 0
         names = [r.name for r in vars(self).values() if isinstance(r, Rate)] + ["ws_connections_per_user"]
         self.refused = {name: metrics.RATE_LIMITED.labels(name) for name in names}
@@ -67,8 +74,51 @@ async def uploading(ctx: Ctx) -> None:
     await spend(limiter, rates, [(rates.uploads_per_user, str(ctx.me.user_id)), (rates.uploads_per_ip, request_address(ctx) or "-")])
 
 
+def account_key(email: str) -> str:
+    """A target account as the limits know it: its email, never kept in the clear."""
+    return hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
+
+
 async def signing_in(ctx: Ctx, email: str) -> None:
-    """Every sign-in attempt, per address and per target account (the email, never stored in the clear)."""
+    """Every sign-in attempt (and every check of a current password): per address, per (target
+    account, address), and per target account under a ceiling far above the pair's. Guesses from one
+    address stop there while the owner still signs in from theirs; when the pair's or the account's
+    limit refuses, the owner is told by email, once a window (`signin_alerts`)."""
     limiter, rates = _state(ctx)
-    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-    await spend(limiter, rates, [(rates.signins_per_ip, request_address(ctx) or "-"), (rates.signins_per_email, account)])
+    address = request_address(ctx) or "-"
+    account = account_key(email)
+    checks = [(rates.signins_per_ip, address), (rates.signins_per_account_address, f"{account}|{address}"), (rates.signins_per_account, account)]
+    try:
+        await spend(limiter, rates, checks)
+    except RateLimited as refused:
+        if refused.details.get("limit") in {rates.signins_per_account_address.name, rates.signins_per_account.name}:
+            await _tell_owner(ctx, email, address, account)
+        raise
+
+
+async def _tell_owner(ctx: Ctx, email: str, address: str, account: str) -> None:
+    limiter, rates = _state(ctx)
+    if rates.enabled and await limiter.spend([(rates.signin_alerts, account)]) is None:
+        await sign_in_refused_email(ctx.services, email, address, ctx.services.clock())
+
+
+async def signing_up(ctx: Ctx) -> None:
+    """Every sign-up, per address."""
+    limiter, rates = _state(ctx)
+    await spend(limiter, rates, [(rates.signups_per_ip, request_address(ctx) or "-")])
+
+
+async def may_email_account(ctx: Ctx, email: str) -> bool:
+    """Whether the account of `email` may get one more account email now (verification sent again,
+    password reset, "you already have an account"); counted either way, so asking costs the same
+    whether the account exists or not."""
+    limiter, rates = _state(ctx)
+    if not rates.enabled:
+        return True
+    return await limiter.spend([(rates.account_emails, account_key(email))]) is None
+
+
+async def emailing_own_account(ctx: Ctx) -> None:
+    """The signed-in user asks for an account email (the verification link again)."""
+    limiter, rates = _state(ctx)
+    await spend(limiter, rates, [(rates.account_emails, account_key(ctx.current_user.email))])

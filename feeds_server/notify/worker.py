@@ -20,7 +20,7 @@ from email.message import Message
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from feeds_server.notify import outbox
+from feeds_server.notify import account_emails, outbox
 from feeds_server.notify.emails import invitation_email_from_payload, mention_email, unsubscribe_token
 from feeds_server.notify.mailer import Mailer
 from feeds_server.services import Services
@@ -159,6 +159,9 @@ async def _compose_all(services: Services, batches: list[outbox.Batch]) -> list[
 def _compose(services: Services, batch: outbox.Batch, rows: list, users: dict, orgs_: dict, prefs: dict) -> Composed:  # type: ignore[type-arg]
     if batch.kind == "invitation":
         return invitation_email_from_payload(services.settings, rows[0][0]), list(batch.job_ids), []
+    if batch.kind in account_emails.KINDS:
+        message = account_emails.compose(services.settings, rows[0][0], users.get(batch.user_id))
+        return (message, list(batch.job_ids), []) if message is not None else (None, [], list(batch.job_ids))
     org, user = orgs_.get(batch.org_id), users.get(batch.user_id)
     pref = prefs.get((batch.org_id, batch.user_id))
     keep, skip, items = [], [], []

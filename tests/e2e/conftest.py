@@ -22,6 +22,7 @@ from tests import factory
 from tests.conftest import unavailable
 from tests.server import ServerProcess, free_port
 
+SECRET_KEY = "e2e-secret-key"
 CHROMIUM = os.environ.get("FEEDS_TEST_CHROMIUM", "/usr/bin/chromium")
 # The machine has no outside network: no background fetches, no updates, no QUIC probing.
 CHROMIUM_ARGS = [
@@ -35,7 +36,7 @@ def web_env(url: str, data_dir: Path, database_url: str) -> dict[str, str]:
     return {
         "FEEDS_DATABASE_URL": database_url,
         "FEEDS_DATA_DIR": str(data_dir),
-        "FEEDS_SECRET_KEY": "e2e-secret-key",
+        "FEEDS_SECRET_KEY": SECRET_KEY,
         "FEEDS_ARGON2_TIME_COST": "1",
         "FEEDS_ARGON2_MEMORY_KIB": "64",
         "FEEDS_PUBLIC_URL": url,
@@ -103,7 +104,7 @@ class Web:
     async def user(self, name: str) -> factory.Actor:
         client = httpx.AsyncClient(base_url=self.url, timeout=10)
         self.clients.append(client)
-        return await factory.sign_up(client, factory.unique(name))
+        return await factory.sign_up(client, factory.unique(name), secret_key=SECRET_KEY)
 
     async def org(self, owner: factory.Actor, *members: factory.Actor) -> str:
         """A new org of `owner`; each member joins by accepting an invitation."""

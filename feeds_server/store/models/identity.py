@@ -25,6 +25,9 @@ class User(Base):
     default_org_id: Mapped[int | None] = mapped_column(BigId)
     default_org_lost: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the owner of the address proved it (a verification or reset link, an invitation link sent
+    # there). Until then the account sees no invitation addressed to it (actions/invitations.py).
+    email_verified_at: Mapped[datetime | None]
 
 
 class AuthToken(Base):
@@ -38,3 +41,6 @@ class AuthToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Where the sign-in came from, for the owner's list of sessions (GET /api/v1/me/sessions).
+    address: Mapped[str | None] = mapped_column(String(limits.MAX_ADDRESS_CHARS))
+    user_agent: Mapped[str | None] = mapped_column(String(limits.MAX_USER_AGENT_CHARS))

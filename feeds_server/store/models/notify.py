@@ -56,8 +56,12 @@ class EmailJob(OrgOwned, Base):
         Index("ix_email_jobs_user", "org_id", "user_id", "status"),
     )
 
+    # No org for an account's own emails (verification, password reset …: notify/account_emails.py):
+    # those rows are written and read only by account-level sessions, which row-level security lets
+    # see every row; an org's session never sees them.
+    org_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True, index=True)  # type: ignore[assignment]
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # mention | invitation
+    kind: Mapped[str] = mapped_column(String(16))  # mention | invitation | an account email's kind
     user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
     to_email: Mapped[str] = mapped_column(String(254))
     notification_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("notifications.id", ondelete="SET NULL"))
