@@ -8,6 +8,8 @@ batches, one transaction each, every row with a new id:
 
 - roles, profiles and territories are matched by name (case-insensitive) with the target org's own,
   and created when missing; groups and rules whose names are taken get " (imported)" added;
+- names (of roles, profiles, territories, groups, rules, records and files) stored before control
+  characters were refused in names are put on one line (domain/names.py), and the report says how many;
 - mapped people who are not members yet join with the source member's role and profile; members
   keep theirs; the target org's super admin stays;
 - records already known to the target org (same module and CRM id) are kept as they are;
@@ -41,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server import limits
 from feeds_server.actions import audit
 from feeds_server.actions.orgs import join_org
+from feeds_server.domain import names
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import ORG, SOURCE_GROUP, SOURCE_USER, group_channel, user_channel
 from feeds_server.domain.orgs import normalize_email
@@ -262,6 +265,14 @@ class _Importer:
         self.now = services.clock()
         self.ids.put("user", plan.users.items())
         self._structure_written = False
+        self._renamed: dict[str, int] = {}
+
+    def name(self, kind: str, raw: str) -> str:
+        """`raw`, or `raw` on one line when it holds control characters or line breaks (counted for the report)."""
+        if names.first_forbidden(raw) is None:
+            return raw
+        self._renamed[kind] = self._renamed.get(kind, 0) + 1
+        return names.one_line(raw) or kind
 
     def lookup(self, kind: str, old: int) -> int | None:
         return self.ids.get(kind, old)
@@ -296,6 +307,8 @@ class _Importer:
             else:
                 await self._batches(table, streams[table], rows)
         await self._structure(structure)
+        self.report.notes += [f"{n} {kind} name(s) held control characters or line breaks: imported on one line"
+                              for kind, n in sorted(self._renamed.items())]
         for pairs in self.ids.pairs("last_post"):
             async with self._transaction("record") as session:
                 for record_id, old_post in pairs:
@@ -355,12 +368,13 @@ class _Importer:
         existing = {name.lower(): node_id for node_id, name in await session.execute(select(model.id, model.name))}
         created: list[tuple[Any, int | None]] = []
         for row in rows:
-            node_id = existing.get(row["name"].lower())
+            name = self.name(kind, row["name"])
+            node_id = existing.get(name.lower())
             if node_id is None:
-                node = model(name=row["name"], parent_id=None)
+                node = model(name=name, parent_id=None)
                 session.add(node)
                 await session.flush()
-                node_id = existing[row["name"].lower()] = node.id
+                node_id = existing[name.lower()] = node.id
                 created.append((node, row["parent_id"]))
             self.ids.put(kind, [(row["id"], node_id)])
         for node, old_parent in created:
@@ -373,12 +387,13 @@ class _Importer:
         existing = {name.lower(): pid for pid, name in await session.execute(select(Profile.id, Profile.name))}
         created = 0
         for row in rows:
-            profile_id = existing.get(row["name"].lower())
+            name = self.name("profile", row["name"])
+            profile_id = existing.get(name.lower())
             if profile_id is None:
-                profile = Profile(name=row["name"], permissions=sorted(set(row["permissions"] or []) & perms.PROFILE_PERMISSIONS))
+                profile = Profile(name=name, permissions=sorted(set(row["permissions"] or []) & perms.PROFILE_PERMISSIONS))
                 session.add(profile)
                 await session.flush()
-                profile_id = existing[row["name"].lower()] = profile.id
+                profile_id = existing[name.lower()] = profile.id
                 append_event(session, "profile.created", {"id": profile.id, "permissions": profile.permissions})
                 created += 1
             self.ids.put("profile", [(row["id"], profile_id)])
@@ -416,8 +431,9 @@ class _Importer:
         taken = {name.lower() for name in (await session.execute(select(Group.name))).scalars()}
         groups: list[tuple[Group, list[list[Any]]]] = []
         for row in rows:
-            name = _free_name(row["name"], taken, limits.MAX_NAME_CHARS)
-            if name != row["name"]:
+            clean = self.name("group", row["name"])
+            name = _free_name(clean, taken, limits.MAX_NAME_CHARS)
+            if name != clean:
                 self.report.notes.append(f"group {row['name']!r} is imported as {name!r}: the name was taken")
             group = Group(name=name, description=row["description"], created_by_user_id=self.lookup("user", row["created_by_user_id"]),
                           created_at=_time(row["created_at"]))
@@ -443,7 +459,7 @@ class _Importer:
         }
         new = [r for r in batch if (r["module"], r["crm_id"]) not in existing]
         rows = [
-            {"org_id": self.org_id, "module": r["module"], "crm_id": r["crm_id"], "name": r["name"],
+            {"org_id": self.org_id, "module": r["module"], "crm_id": r["crm_id"], "name": r["name"] and self.name("record", r["name"]),
              "owner_id": self.lookup("user", r["owner_id"]), "creator_id": self.lookup("user", r["creator_id"]),
              "territory_id": self.lookup("territory", r["territory_id"]), "fields": r["fields"], "key_fields": r["key_fields"],
              "last_post_id": None, "created_at": _time(r["created_at"]), "last_activity_at": _time(r["last_activity_at"]),
@@ -475,13 +491,13 @@ class _Importer:
             if creator is None:
                 continue
             mine = select(AutoFollowRule.name).where(AutoFollowRule.creator_id == creator, AutoFollowRule.module == r["module"])
-            names = {n.lower() for n in (await session.execute(mine)).scalars()}
-            if len(names) >= limits.MAX_RULES_PER_MODULE_PER_CREATOR:
+            taken = {n.lower() for n in (await session.execute(mine)).scalars()}
+            if len(taken) >= limits.MAX_RULES_PER_MODULE_PER_CREATOR:
                 self.report.notes.append(f"rule {r['name']!r} ({r['module']}) left out: its creator has "
                                          f"{limits.MAX_RULES_PER_MODULE_PER_CREATOR} rules of that module already")
                 continue
             rule = AutoFollowRule(
-                creator_id=creator, name=_free_name(r["name"], names, limits.MAX_NAME_CHARS), description=r["description"], module=r["module"],
+                creator_id=creator, name=_free_name(self.name("rule", r["name"]), taken, limits.MAX_NAME_CHARS), description=r["description"], module=r["module"],
                 criteria=r["criteria"], followers=remap_followers(r["followers"] or {}, self.lookup), version=1,
                 created_at=_time(r["created_at"]), updated_at=_time(r["updated_at"]),
             )
@@ -541,7 +557,7 @@ class _Importer:
             temp.discard()
             raise
         written.append(key)
-        return {"filename": a["filename"], "content_type": a["content_type"], "size": a["size"], "sha256": a["sha256"],
+        return {"filename": self.name("file", a["filename"]), "content_type": a["content_type"], "size": a["size"], "sha256": a["sha256"],
                 "storage_key": key, "created_at": _time(a["created_at"])}
 
     async def _comments(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:

@@ -21,6 +21,7 @@ from feeds_server.api.dispatch import begin_idempotent, parse_json_body, read_js
 from feeds_server.api.routing import Routes
 from feeds_server.api.schemas import Body, Id, Query, Text
 from feeds_server.api.uploads import read_upload
+from feeds_server.domain import names
 from feeds_server.domain import permissions as perms
 from feeds_server.store import idempotency
 from feeds_server.store.files import LocalFileStore
@@ -172,7 +173,8 @@ async def download(ctx: Ctx) -> Response:
     """Download a file, if the caller can see its post. Always an attachment, never rendered inline."""
     attachment = await posts.visible_attachment(ctx.session, reader(ctx), ctx.path["attachment_id"])
     store = file_store(ctx)
-    quoted = attachment.filename.replace("\\", "_").replace('"', "_")
+    # A name stored before control characters were refused must not break the header (domain/names.py).
+    quoted = names.one_line(attachment.filename).replace("\\", "_").replace('"', "_")
 
     headers = {
         "Content-Disposition": f"attachment; filename=\"{quoted.encode('ascii', 'replace').decode()}\"; filename*=UTF-8''{quote(attachment.filename)}",

@@ -13,7 +13,7 @@ from feeds_server.actions import records, webhooks
 from feeds_server.actions.records import RecordEvent
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import INTEGRATION, Routes
-from feeds_server.api.schemas import Body, Id, PageQuery, Query, Text
+from feeds_server.api.schemas import Body, Id, Line, PageQuery, Query, Text
 from feeds_server.domain import egress
 from feeds_server.domain import permissions as perms
 from feeds_server.errors import ValidationFailed
@@ -28,10 +28,10 @@ OptionalEmail = Annotated[Text | None, Field(max_length=limits.MAX_EMAIL_CHARS)]
 
 class RecordIn(Body):
     id: Text = Field(min_length=1, max_length=limits.MAX_CRM_ID_CHARS)
-    name: Text | None = Field(default=None, min_length=1, max_length=limits.MAX_NAME_CHARS)
+    name: Line | None = Field(default=None, min_length=1, max_length=limits.MAX_NAME_CHARS)
     owner_email: OptionalEmail = None
     creator_email: OptionalEmail = None
-    territory: Text | None = Field(default=None, max_length=limits.MAX_NAME_CHARS)
+    territory: Line | None = Field(default=None, max_length=limits.MAX_NAME_CHARS)
     fields: dict[FieldName, Any] = Field(default_factory=dict, max_length=limits.MAX_RECORD_FIELDS)
     key_fields: list[FieldName] | None = Field(default=None, max_length=limits.BUSINESS_CARD_FIELDS)
 

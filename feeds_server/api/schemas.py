@@ -1,6 +1,7 @@
 """Base classes for request bodies and queries, and the text types they share.
 
 Bodies are strict: unknown fields, wrong JSON types and NUL characters are refused (F-SEC-3).
+Names are one line: control characters and line breaks are refused (domain/names.py).
 """
 
 from __future__ import annotations
@@ -10,11 +11,19 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from feeds_server import limits
+from feeds_server.domain import names
 
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
         raise ValueError("text must not contain NUL characters")
+    return value
+
+
+def _one_line(value: str) -> str:
+    char = names.first_forbidden(value)
+    if char is not None:
+        raise ValueError(f"must not contain control characters or line breaks ({names.describe(char)})")
     return value
 
 
@@ -25,7 +34,8 @@ def _not_blank(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_CHARS), AfterValidator(_no_nul), AfterValidator(_not_blank)]
+Line = Annotated[str, AfterValidator(_one_line)]  # one line of text: a name, a record's name or territory
+Name = Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_CHARS), AfterValidator(_one_line), AfterValidator(_not_blank)]
 Description = Annotated[str, Field(max_length=limits.MAX_DESCRIPTION_CHARS), AfterValidator(_no_nul)]
 Email = Annotated[str, Field(min_length=3, max_length=limits.MAX_EMAIL_CHARS), AfterValidator(_no_nul)]
 Password = Annotated[str, Field(min_length=limits.MIN_PASSWORD_CHARS, max_length=limits.MAX_PASSWORD_CHARS), AfterValidator(_no_nul)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feeds_server import limits
+from feeds_server.domain import names
 from feeds_server.domain.criteria import compile_criteria
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import LimitExceeded, ValidationFailed
@@ -101,7 +102,7 @@ def _rule(raw: Any, path: str) -> RuleSpec:
     for key in ("name", "module", "criteria"):
         if key not in raw:
             raise _fail(f"{path}.{key}", "is required")
-    name = _text(raw["name"], f"{path}.name", limits.MAX_NAME_CHARS)
+    name = _name(raw["name"], f"{path}.name")
     module = _text(raw["module"], f"{path}.module", MAX_MODULE_CHARS)
     compile_criteria(raw["criteria"], path=f"{path}.criteria")
     followers = _followers(raw.get("followers", {}), f"{path}.followers")
@@ -145,7 +146,11 @@ def _names(raw: Any, path: str, read: Callable[[Any, str], str]) -> tuple[str, .
 
 
 def _name(value: Any, path: str) -> str:
-    return _text(value, path, limits.MAX_NAME_CHARS)
+    name = _text(value, path, limits.MAX_NAME_CHARS)
+    char = names.first_forbidden(value)
+    if char is not None:
+        raise _fail(path, f"must not contain control characters or line breaks ({names.describe(char)})")
+    return name
 
 
 def _email(value: Any, path: str) -> str:
