@@ -5,6 +5,10 @@ always sent. `deliver_webhooks` claims due rows with a lease, sends them, and re
 exponential backoff and jitter. Each call carries `X-Feeds-Timestamp` and
 `X-Feeds-Signature: sha256=HEX`, the HMAC-SHA256 of "TIMESTAMP.BODY" under the integration's
 webhook secret, so the CRM can check where it came from and refuse replays (docs/records.md).
+
+A delivery that cannot be read, built or sent for a reason nobody planned for (a bug, a value
+stored before a rule existed) is set aside as a dead letter with the reason
+(notify/dead_letters.py), and the loop goes on with the others.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import httpx
 import orjson
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
@@ -29,6 +34,7 @@ from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
 from feeds_server.domain import egress
 from feeds_server.errors import NotFound
+from feeds_server.notify import dead_letters
 from feeds_server.notify.webhook_client import webhook_client
 from feeds_server.services import Services
 from feeds_server.store.events import append_event
@@ -37,7 +43,8 @@ from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.webhooks")
 
-PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
+PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", dead_letters.FAILED
+ROUND_RETRY_SECONDS = 5.0
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -143,25 +150,83 @@ async def deliver_webhooks(
     delivered = 0
     try:
         while stop is None or not stop.is_set():
-            due = await _claim(services)
-            results = await asyncio.gather(*(_deliver(services, client, d, url, secret) for d, url, secret in due))
-            delivered += sum(results)
+            try:
+                due = await _claim(services)
+            except Exception:
+                if burst:
+                    raise
+                log.exception("claiming webhook deliveries failed; trying again in %.0f s", ROUND_RETRY_SECONDS)
+                await _pause(ROUND_RETRY_SECONDS, stop)
+                continue
+            results = await asyncio.gather(*(_deliver(services, client, d, url, secret) for d, url, secret in due), return_exceptions=True)
+            for (delivery, _, _), result in zip(due, results):
+                if isinstance(result, BaseException):  # its outcome was not recorded: its lease brings it back
+                    log.error("the outcome of webhook delivery %s was not recorded: %r", delivery.id, result, exc_info=result)
+            delivered += sum(r for r in results if isinstance(r, int))
             if due:
                 continue
             if burst:
                 break
-            try:
-                await asyncio.wait_for(stop.wait() if stop else asyncio.sleep(1.0), timeout=1.0)
-            except TimeoutError:
-                pass
+            await _pause(1.0, stop)
     finally:
         if own_client:
             await client.aclose()
     return delivered
 
 
+async def _pause(seconds: float, stop: asyncio.Event | None) -> None:
+    try:
+        await asyncio.wait_for(stop.wait() if stop else asyncio.sleep(seconds), timeout=seconds)
+    except TimeoutError:
+        pass
+
+
 async def _claim(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
-    """Lease due deliveries (and ones whose worker died mid-send) to this worker."""
+    """Lease due deliveries (and ones whose worker died mid-send) to this worker.
+
+    When the due rows cannot be loaded together (one holds a payload that cannot be read), the ones
+    that cannot be read are set aside as dead letters and the claim is made again without them.
+    """
+    try:
+        return await _claim_rows(services)
+    except DBAPIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - narrowed down to the rows by _set_aside_unreadable
+        log.warning("due webhook deliveries could not be loaded together (%r): setting aside those that cannot be read", exc)
+        await _set_aside_unreadable(services)
+        return await _claim_rows(services)
+
+
+def _due(now: datetime) -> Any:
+    """Pending and due, or leased to a worker whose lease ran out (it died mid-send)."""
+    return or_(
+        (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
+        (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now),
+    )
+
+
+async def _set_aside_unreadable(services: Services) -> None:
+    now = services.clock()
+    async with account_session(services.sessions) as session:
+        stmt = select(WebhookDelivery.id).where(_due(now)).order_by(WebhookDelivery.id).limit(limits.WEBHOOK_CLAIM_BATCH)
+        ids = (await session.execute(stmt)).scalars().all()
+    for delivery_id in ids:
+        try:
+            async with account_session(services.sessions) as session:
+                await session.execute(select(WebhookDelivery.payload).where(WebhookDelivery.id == delivery_id))
+        except DBAPIError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this row is the one
+            log.error("webhook delivery %s set aside as a dead letter: its row cannot be read: %r", delivery_id, exc)
+            async with account_session(services.sessions) as session:
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id == delivery_id)
+                    .values(status=FAILED, lease_until=None, next_attempt_at=now, last_error=dead_letters.unexpected("read", exc))
+                )
+
+
+async def _claim_rows(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
     now = services.clock()
     async with account_session(services.sessions) as session:
         rows = (
@@ -169,12 +234,7 @@ async def _claim(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
                 select(WebhookDelivery, IntegrationWebhook.url, IntegrationWebhook.secret, Integration.revoked_at)
                 .join(IntegrationWebhook, IntegrationWebhook.integration_id == WebhookDelivery.integration_id)
                 .join(Integration, Integration.id == WebhookDelivery.integration_id)
-                .where(
-                    or_(
-                        (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
-                        (WebhookDelivery.status == SENDING) & (WebhookDelivery.lease_until < now),
-                    )
-                )
+                .where(_due(now))
                 .order_by(WebhookDelivery.id)
                 .limit(limits.WEBHOOK_CLAIM_BATCH)
                 .with_for_update(of=WebhookDelivery, skip_locked=True)
@@ -183,7 +243,8 @@ async def _claim(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
         claimed = []
         for delivery, url, secret, revoked_at in rows:
             if revoked_at is not None:
-                delivery.status, delivery.last_error, delivery.lease_until = FAILED, "the integration was revoked", None
+                delivery.status, delivery.lease_until, delivery.next_attempt_at = FAILED, None, now
+                delivery.last_error = dead_letters.reason_text(dead_letters.REVOKED, "the integration was revoked")
                 continue
             delivery.status, delivery.lease_until = SENDING, now + timedelta(seconds=limits.WEBHOOK_LEASE_SECONDS)
             delivery.attempts += 1
@@ -192,14 +253,14 @@ async def _claim(services: Services) -> list[tuple[WebhookDelivery, str, str]]:
 
 
 async def _deliver(services: Services, client: httpx.AsyncClient, delivery: WebhookDelivery, url: str, secret: str) -> int:
-    body = orjson.dumps({**delivery.payload, "delivery_id": delivery.id})
-    timestamp = str(int(time.time()))  # wall-clock time: the CRM compares it with its own clock
-    headers = {
-        "content-type": "application/json", "x-feeds-timestamp": timestamp, "x-feeds-signature": sign(secret, timestamp, body),
-        "x-feeds-delivery": str(delivery.id), "user-agent": "feeds-server-webhook",
-    }
-    permanent = False
+    permanent, dead = False, None
     try:
+        body = orjson.dumps({**delivery.payload, "delivery_id": delivery.id})
+        timestamp = str(int(time.time()))  # wall-clock time: the CRM compares it with its own clock
+        headers = {
+            "content-type": "application/json", "x-feeds-timestamp": timestamp, "x-feeds-signature": sign(secret, timestamp, body),
+            "x-feeds-delivery": str(delivery.id), "user-agent": "feeds-server-webhook",
+        }
         response = await client.post(url, content=body, headers=headers)
         ok, error, permanent = response.is_success, f"HTTP {response.status_code}", is_permanent(response.status_code)
     except httpx.HTTPError as exc:
@@ -207,13 +268,17 @@ async def _deliver(services: Services, client: httpx.AsyncClient, delivery: Webh
         # target, closed port, timeout) would map the network around the server. The log keeps it.
         ok, error = False, "failed"
         log.warning("webhook delivery %s could not be sent: %s: %s", delivery.id, type(exc).__name__, str(exc)[:500])
+    except Exception as exc:  # a payload that cannot be encoded, a stored URL httpx cannot read, a bug: not retried by itself
+        ok, error, dead = False, "failed", dead_letters.unexpected("send", exc)
+        log.error("webhook delivery %s set aside as a dead letter: %r", delivery.id, exc, exc_info=exc)
     now = services.clock()
     values: dict[str, Any]
     if ok:
         values = {"status": DELIVERED, "delivered_at": now, "lease_until": None, "last_error": None}
-    elif permanent or delivery.attempts >= limits.WEBHOOK_MAX_ATTEMPTS:
-        values = {"status": FAILED, "last_error": error, "lease_until": None}
-        log.warning("webhook delivery %s failed for good after %d attempts: %s", delivery.id, delivery.attempts, error)
+    elif dead or permanent or delivery.attempts >= limits.WEBHOOK_MAX_ATTEMPTS:
+        reason = dead or dead_letters.reason_text(dead_letters.REFUSED if permanent else dead_letters.GAVE_UP, error)
+        values = {"status": FAILED, "last_error": reason, "lease_until": None, "next_attempt_at": now}
+        log.warning("webhook delivery %s failed for good after %d attempts: %s", delivery.id, delivery.attempts, reason)
     else:
         values = {"status": PENDING, "last_error": error, "lease_until": None, "next_attempt_at": now + timedelta(seconds=backoff_seconds(delivery.attempts))}
     async with account_session(services.sessions) as session:

@@ -2,7 +2,7 @@
 
 Only addresses in `FEEDS_METRICS_ALLOW` may scrape (loopback by default; empty means anyone), the
 address being the peer's or, from a trusted proxy, the client's behind it; `FEEDS_METRICS=false`
-removes the endpoint. The outbox figures are two indexed queries per outbox, run per scrape.
+removes the endpoint. The outbox figures are three indexed queries per outbox, run per scrape.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from feeds_server import metrics
 from feeds_server.api.dispatch import error_response
 from feeds_server.domain import network
 from feeds_server.errors import Forbidden, NotFound
+from feeds_server.notify import dead_letters
 from feeds_server.services import Services
 from feeds_server.store.models import EmailJob, WebhookDelivery
 from feeds_server.store.scope import account_session
@@ -39,15 +40,16 @@ async def metrics_endpoint(request: Request) -> Response:
         return error_response(Forbidden("metrics_not_allowed", "this address may not read the metrics (FEEDS_METRICS_ALLOW)"))
     node: metrics.NodeState = request.app.state.metrics
     try:
-        node.outbox = await asyncio.wait_for(outbox_figures(services), OUTBOX_QUERY_TIMEOUT)
+        node.outbox, node.dead_letters = await asyncio.wait_for(outbox_figures(services), OUTBOX_QUERY_TIMEOUT)
     except Exception as exc:  # the database is slow or down: report the rest without the outboxes
         log.warning("outbox figures not read for /metrics: %r", exc)
-        node.outbox = {}
+        node.outbox, node.dead_letters = {}, {}
     return Response(metrics.render(node), media_type=metrics.CONTENT_TYPE)
 
 
-async def outbox_figures(services: Services) -> dict[str, tuple[int, float]]:
-    """Per outbox: items pending or being sent, and seconds since the oldest pending one fell due."""
+async def outbox_figures(services: Services) -> tuple[dict[str, tuple[int, float]], dict[tuple[str, str], int]]:
+    """Per outbox: items pending or being sent, and seconds since the oldest pending one fell due;
+    and the dead letters by outbox and reason."""
     now = services.clock()
     out: dict[str, tuple[int, float]] = {}
     async with account_session(services.sessions) as session:
@@ -57,4 +59,5 @@ async def outbox_figures(services: Services) -> dict[str, tuple[int, float]]:
                 await session.execute(select(func.min(model.next_attempt_at)).where(model.status == "pending", model.next_attempt_at <= now))
             ).scalar_one()
             out[name] = (int(depth), max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-    return out
+        dead = await dead_letters.counts(session)
+    return out, dead

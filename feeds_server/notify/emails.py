@@ -1,4 +1,10 @@
-"""Email messages: plain text and HTML (all user text escaped), one builder per kind of email."""
+"""Email messages: plain text and HTML (all user text escaped), one builder per kind of email.
+
+Headers are built so that no stored value can add one: addresses are parsed as one address each
+(`address_header`), and names reach the subject and the body on one line (`domain/names.py`), so a
+name stored with CR LF in it before names refused them is sent as "Eve Bcc: …" in the subject, not
+as a `Bcc` header.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,46 @@ import hmac
 import html
 from datetime import datetime
 from email.header import Header
+from email.headerregistry import Address
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import format_datetime, formatdate
+from email.utils import format_datetime, formatdate, formataddr, parseaddr
+from functools import lru_cache
 from typing import Any
 
 from feeds_server.config import Settings
+from feeds_server.domain.names import one_line
 from feeds_server.store.models import EmailJob, Org, User
+
+
+def address_header(address: str, display_name: str = "") -> str:
+    """`Name <address>` for a header: ValueError unless `address` is exactly one address (CR, LF, a
+    second address are refused); the name on one line, quoted or encoded as it needs."""
+    return formataddr((one_line(display_name), Address(addr_spec=address.strip()).addr_spec))
+
+
+@lru_cache(maxsize=4)
+def sender(mail_from: str) -> str:
+    """The From header of `FEEDS_MAIL_FROM` ("Name <address>" or an address); ValueError when it is not one address."""
+    name, address = parseaddr(mail_from)
+    if not address:
+        raise ValueError(f"FEEDS_MAIL_FROM is not an email address: {mail_from!r}")
+    return address_header(address, name)
+
+
+def subject_header(subject: str) -> str:
+    subject = one_line(subject)
+    return subject if subject.isascii() else Header(subject, "utf-8").encode()
 
 
 def _message(settings: Settings, to: str, subject: str, text: str, html_body: str, message_id: str) -> Message:
     # The compat32 MIME classes: the same bytes on the wire, several times cheaper to build than
     # EmailMessage with the default policy (it matters at hundreds of emails a second).
     msg = MIMEMultipart("alternative")
-    msg["From"] = settings.mail_from
-    msg["To"] = to
-    msg["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
+    msg["From"] = sender(settings.mail_from)
+    msg["To"] = address_header(to)
+    msg["Subject"] = subject_header(subject)
     msg["Message-ID"] = message_id
     msg["Date"] = formatdate(usegmt=True)
     msg["Auto-Submitted"] = "auto-generated"
@@ -48,23 +77,24 @@ def invitation_payload(org: Org, inviter: User, invitation_id: int, expires_at: 
 def invitation_email_from_payload(settings: Settings, job: EmailJob) -> Message:
     """The invitation with its accept link (the link is the only way in for IP-restricted orgs)."""
     p = job.payload
+    inviter, org_name = one_line(p["inviter"]), one_line(p["org_name"])
     link = f"{settings.public_url}/#/invitation/{p['token']}"
     expires = format_datetime(datetime.fromisoformat(p["expires_at"]))
     text = (
-        f"{p['inviter']} invited you to join {p['org_name']} on Feeds.\n\n"
+        f"{inviter} invited you to join {org_name} on Feeds.\n\n"
         f"Accept or decline: {link}\n\n"
         f"The invitation expires on {expires}. If you do not have an account yet, sign up with "
         f"{job.to_email} first.\n"
     )
     e = html.escape
     html_body = (
-        f"<p>{e(p['inviter'])} invited you to join <strong>{e(p['org_name'])}</strong> on Feeds.</p>"
+        f"<p>{e(inviter)} invited you to join <strong>{e(org_name)}</strong> on Feeds.</p>"
         f'<p><a href="{e(link)}">Accept or decline the invitation</a></p>'
         f"<p>The invitation expires on {e(expires)}. If you do not have an account yet, sign up with "
         f"{e(job.to_email)} first.</p>"
     )
     return _message(
-        settings, job.to_email, f"{p['inviter']} invited you to {p['org_name']}", text, html_body,
+        settings, job.to_email, f"{inviter} invited you to {org_name}", text, html_body,
         f"<invitation.{p['org_id']}.{p['invitation_id']}@feeds.local>",
     )
 
@@ -91,25 +121,26 @@ def mention_email(settings: Settings, org: Org, user: User, items: list[dict[str
     """One email for a batch of mentions of one user in one org, with one-click unsubscribe."""
     e = html.escape
     unsubscribe_url = f"{settings.public_url}/api/v1/unsubscribe/{unsub_token}"
-    first = items[0]
+    org_name = one_line(org.name)
     subject = (
-        f"{first['author']} mentioned you in {org.name}"
+        f"{one_line(items[0]['author'])} mentioned you in {org_name}"
         if len(items) == 1
-        else f"You were mentioned {len(items)} times in {org.name}"
+        else f"You were mentioned {len(items)} times in {org_name}"
     )
     text_parts, html_parts = [], []
     for item in items:
         link = f"{settings.public_url}/#/org/{org.slug}/post/{item['post_id']}"
         where = "a comment" if item.get("comment_id") else "a post"
-        text_parts.append(f"{item['author']} mentioned you in {where}:\n\n  {item['excerpt']}\n\nOpen it: {link}\n")
+        author = one_line(item["author"])
+        text_parts.append(f"{author} mentioned you in {where}:\n\n  {item['excerpt']}\n\nOpen it: {link}\n")
         html_parts.append(
-            f"<p><strong>{e(item['author'])}</strong> mentioned you in {where}:</p>"
+            f"<p><strong>{e(author)}</strong> mentioned you in {where}:</p>"
             f"<blockquote>{e(item['excerpt'])}</blockquote>"
             f'<p><a href="{e(link)}">Open it in Feeds</a></p>'
         )
-    footer = f"\n--\nYou get this because you were mentioned in {org.name}. Stop these emails: {unsubscribe_url}\n"
+    footer = f"\n--\nYou get this because you were mentioned in {org_name}. Stop these emails: {unsubscribe_url}\n"
     html_footer = (
-        f'<hr><p style="color:#666;font-size:small">You get this because you were mentioned in {e(org.name)}. '
+        f'<hr><p style="color:#666;font-size:small">You get this because you were mentioned in {e(org_name)}. '
         f'<a href="{e(unsubscribe_url)}">Stop these emails</a></p>'
     )
     msg = _message(settings, user.email, subject, "\n".join(text_parts) + footer, "".join(html_parts) + html_footer, message_id)

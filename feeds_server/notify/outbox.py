@@ -3,7 +3,8 @@
 Claiming marks jobs `sending` with a lease, in a short transaction; several workers can run at
 once: on PostgreSQL rows are taken with `FOR UPDATE SKIP LOCKED`, on SQLite the write lock taken at
 BEGIN serializes claims. A worker that dies while sending leaves its jobs leased; when the lease
-runs out another worker takes the same batch again (same batch, same Message-ID).
+runs out another worker takes the same batch again (same batch, same Message-ID). Claiming does not
+read payloads: a payload that cannot be read stops only its own batch (notify/dead_letters.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import defer
 
 from feeds_server import limits
+from feeds_server.notify import dead_letters
 from feeds_server.store.models import EmailJob
 from feeds_server.store.scope import account_session
 
@@ -55,6 +58,7 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
                 )
                 .order_by(EmailJob.next_attempt_at, EmailJob.id)
                 .limit(max_batches)
+                .options(defer(EmailJob.payload))
                 .with_for_update(skip_locked=True)
             )
         ).scalars().all()
@@ -93,7 +97,12 @@ async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[
     }
     by_batch: dict[int, list[EmailJob]] = {}
     if reclaimed:
-        stmt = select(EmailJob).where(EmailJob.batch_id.in_(reclaimed), EmailJob.status == "sending").with_for_update(skip_locked=True)
+        stmt = (
+            select(EmailJob)
+            .where(EmailJob.batch_id.in_(reclaimed), EmailJob.status == "sending")
+            .options(defer(EmailJob.payload))
+            .with_for_update(skip_locked=True)
+        )
         for job in (await session.execute(stmt)).scalars():
             by_batch.setdefault(job.batch_id, []).append(job)  # type: ignore[arg-type]
     by_user: dict[tuple[int, int | None], list[EmailJob]] = {}
@@ -101,6 +110,7 @@ async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[
         stmt = (
             select(EmailJob)
             .where(EmailJob.kind == "mention", EmailJob.status == "pending", EmailJob.user_id.in_({u for _, u in users}))
+            .options(defer(EmailJob.payload))
             .with_for_update(skip_locked=True)
         )
         for job in (await session.execute(stmt)).scalars():
@@ -140,8 +150,10 @@ async def mark(
     if status == "sent":
         # The payload may hold an invitation's link token: not kept once the email is out.
         values.update(sent_at=now, message_id=message_id, payload={})
+    if status == dead_letters.FAILED:
+        values["next_attempt_at"] = now  # a dead letter's is when it failed
     if error is not None:
-        values["last_error"] = error[:2000]
+        values["last_error"] = error[: dead_letters.MAX_ERROR_CHARS]
     stmt = update(EmailJob).where(EmailJob.id.in_(list(job_ids)), EmailJob.status == "sending").values(**values)
     async with account_session(sessions) as session:
         # A Core-level statement on the session's connection: recording a send is the hot path.
@@ -157,7 +169,8 @@ def backoff(attempts: int) -> float:
 
 async def retry_later(sessions: async_sessionmaker[AsyncSession], batch: Batch, now: datetime, error: str) -> None:
     if batch.attempts >= limits.EMAIL_MAX_ATTEMPTS:
-        await mark(sessions, batch.job_ids, "failed", now, error=f"gave up after {batch.attempts} attempts: {error}")
+        reason = dead_letters.reason_text(dead_letters.GAVE_UP, f"after {batch.attempts} attempts: {error}")
+        await mark(sessions, batch.job_ids, dead_letters.FAILED, now, error=reason)
         return
     async with account_session(sessions) as session:
         await session.execute(

@@ -4,6 +4,11 @@ For each claimed batch: drop mentions whose item was deleted or already read, or
 mention emails off; render one email; send it; record it as sent straight after the mail server
 accepted it. The one window where an email can go out twice is between that acceptance and that
 record (a crash there): the retry carries the same Message-ID, so receiving systems can drop it.
+
+One bad job never stops the worker: a batch whose email cannot be built, or whose sending raises an
+error nobody planned for, is set aside as a dead letter with the reason (notify/dead_letters.py),
+while the other batches of its claim go out, each once; a round that fails as a whole (the database
+away) is tried again after a pause.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from dataclasses import replace
 from email.message import Message
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
-from feeds_server.notify import account_emails, outbox
-from feeds_server.notify.emails import invitation_email_from_payload, mention_email, unsubscribe_token
+from feeds_server.notify import account_emails, dead_letters, outbox
+from feeds_server.notify.emails import invitation_email_from_payload, mention_email, sender, unsubscribe_token
 from feeds_server.notify.mailer import Mailer
 from feeds_server.services import Services
 from feeds_server.store.models import Comment, EmailJob, Notification, NotificationSettings, Org, Post, User
@@ -30,6 +36,7 @@ from feeds_server.store.scope import account_session
 log = logging.getLogger("feeds_server.notifier")
 
 POLL_SECONDS = 1.0
+ROUND_RETRY_SECONDS = 5.0
 CLAIM_BATCHES = 64
 
 
@@ -43,23 +50,39 @@ class TransientFailure(Exception):
 
 async def run(services: Services, burst: bool = False, stop: asyncio.Event | None = None) -> int:
     """Send until stopped; with `burst`, until nothing is due (tests drain the outbox this way)."""
-    lease_seconds = services.settings.notifier_lease_seconds
+    sender(services.settings.mail_from)  # a FEEDS_MAIL_FROM that is not an address stops the worker here, not each email
     sent_log = outbox.SentLog(services.sessions)
     sent = 0
     while stop is None or not stop.is_set():
-        claimed_at = time.monotonic()
-        batches = await outbox.claim(services.sessions, services.clock(), lease_seconds, max_batches=CLAIM_BATCHES)
-        if batches:
-            job_ids = [j for b in batches for j in b.job_ids]
-            async with outbox.Lease(services.sessions, services.clock, job_ids, lease_seconds, claimed_at) as lease:
-                # Batches of one claim go out concurrently: each is one recipient, independent of the others.
-                composed = await _compose_all(services, batches)
-                sent += sum(await asyncio.gather(*(_process(services, b, c, sent_log, lease) for b, c in zip(batches, composed))))
-        else:
+        try:
+            done = await _round(services, sent_log)
+        except Exception:
             if burst:
-                return sent
+                raise
+            log.exception("a round of the notifier failed; trying again in %.0f s", ROUND_RETRY_SECONDS)
+            await _sleep(ROUND_RETRY_SECONDS, stop)
+            continue
+        if done is not None:
+            sent += done
+        elif burst:
+            return sent
+        else:
             await _sleep(POLL_SECONDS, stop)
     return sent
+
+
+async def _round(services: Services, sent_log: outbox.SentLog) -> int | None:
+    """Claim due batches and send them: how many emails went out, or None when nothing was due."""
+    lease_seconds = services.settings.notifier_lease_seconds
+    claimed_at = time.monotonic()
+    batches = await outbox.claim(services.sessions, services.clock(), lease_seconds, max_batches=CLAIM_BATCHES)
+    if not batches:
+        return None
+    job_ids = [j for b in batches for j in b.job_ids]
+    async with outbox.Lease(services.sessions, services.clock, job_ids, lease_seconds, claimed_at) as lease:
+        # Batches of one claim go out concurrently: each is one recipient, independent of the others.
+        composed = await _compose_all(services, batches)
+        return sum(await asyncio.gather(*(_process(services, b, c, sent_log, lease) for b, c in zip(batches, composed))))
 
 
 async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
@@ -79,10 +102,29 @@ async def _process(
     sent_log: outbox.SentLog,
     lease: outbox.Lease,
 ) -> int:
+    """Send one batch; what goes wrong stays within it, so the claim's other batches go out once each."""
+    try:
+        return await _send_batch(services, batch, composed, sent_log, lease)
+    except Exception:  # its outcome could not be recorded (the database away): its lease brings it back
+        log.exception("the outcome of email batch %s was not recorded; it is claimed again when its lease runs out", batch.batch_id)
+        return 0
+
+
+async def _dead_letter(services: Services, batch: outbox.Batch, job_ids: tuple[int, ...] | list[int], where: str, exc: Exception) -> None:
+    log.error("email batch %s (%s, org %s) set aside as a dead letter: %s: %r", batch.batch_id, batch.kind, batch.org_id, where, exc, exc_info=exc)
+    await outbox.mark(services.sessions, job_ids, dead_letters.FAILED, services.clock(), error=dead_letters.unexpected(where, exc))
+
+
+async def _send_batch(
+    services: Services,
+    batch: outbox.Batch,
+    composed: tuple[Message | None, list[int], list[int]] | Exception,
+    sent_log: outbox.SentLog,
+    lease: outbox.Lease,
+) -> int:
     now = services.clock()
-    if isinstance(composed, Exception):  # a rendering bug must not wedge the outbox
-        log.error("could not compose batch %s: %r", batch.batch_id, composed)
-        await outbox.mark(services.sessions, batch.job_ids, "failed", now, error=f"compose: {composed!r}")
+    if isinstance(composed, Exception):
+        await _dead_letter(services, batch, batch.job_ids, "compose", composed)
         return 0
     message, keep, skip = composed
     if skip:
@@ -96,11 +138,14 @@ async def _process(
         await send(services.mailer, message)
     except PermanentFailure as exc:
         log.warning("email to %s refused for good: %s", batch.to_email, exc)
-        await outbox.mark(services.sessions, keep, "failed", now, error=str(exc))
+        await outbox.mark(services.sessions, keep, dead_letters.FAILED, now, error=dead_letters.reason_text(dead_letters.REFUSED, str(exc)))
         return 0
     except TransientFailure as exc:
         log.info("email to %s will be retried: %s", batch.to_email, exc)
         await outbox.retry_later(services.sessions, replace(batch, job_ids=tuple(keep)), services.clock(), str(exc))
+        return 0
+    except Exception as exc:  # the message cannot be written out, or a bug: the mail server has not accepted it
+        await _dead_letter(services, batch, keep, "send", exc)
         return 0
     await sent_log.record(keep, str(message["Message-ID"]), services.clock())
     return 1
@@ -123,7 +168,23 @@ Composed = tuple[Message | None, list[int], list[int]]  # (message, job ids it s
 
 
 async def _compose_all(services: Services, batches: list[outbox.Batch]) -> list[Composed | Exception]:
-    """Render every claimed batch with a handful of queries in all (not a handful per email)."""
+    """Render every claimed batch with a handful of queries in all (not a handful per email).
+
+    When the claim's rows cannot be read together (one holds a value that cannot be loaded), each
+    batch is read on its own, so only the batch that holds it fails. A database error fails the round.
+    """
+    try:
+        return await _compose_claim(services, batches)
+    except DBAPIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported per batch by _process
+        if len(batches) == 1:
+            return [exc]
+        log.warning("the %d batches of a claim could not be read together (%r): reading them one at a time", len(batches), exc)
+    return [(await _compose_all(services, [batch]))[0] for batch in batches]
+
+
+async def _compose_claim(services: Services, batches: list[outbox.Batch]) -> list[Composed | Exception]:
     job_ids = [j for b in batches for j in b.job_ids]
     author = aliased(User)
     async with account_session(services.sessions) as session:
