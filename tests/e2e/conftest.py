@@ -37,6 +37,8 @@ def web_env(url: str, data_dir: Path, database_url: str) -> dict[str, str]:
         "FEEDS_DATABASE_URL": database_url,
         "FEEDS_DATA_DIR": str(data_dir),
         "FEEDS_SECRET_KEY": SECRET_KEY,
+        # Every user of a module's server signs up from 127.0.0.1.
+        "FEEDS_RATE_SIGNUPS_PER_IP": "1000/3600",
         "FEEDS_ARGON2_TIME_COST": "1",
         "FEEDS_ARGON2_MEMORY_KIB": "64",
         "FEEDS_PUBLIC_URL": url,

@@ -18,7 +18,7 @@ except ImportError:  # the `chromium` fixture reports it: a skip here, a failure
     expect = None
 
 from tests import factory
-from tests.e2e.conftest import wait_live
+from tests.e2e.conftest import SECRET_KEY, wait_live
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -43,8 +43,17 @@ async def test_sign_up_answer_invitations_switch_orgs_and_pick_a_default(web):
     await page.get_by_label("Password").fill(factory.PASSWORD)
     await page.get_by_role("button", name="Create account").click()
 
+    # Invitations wait for the address: the page says so until the emailed link is opened.
     await expect(page.get_by_role("heading", name="Your orgs")).to_be_visible()
+    await expect(page.locator("#verification-pending")).to_contain_text(email)
     invitations = page.locator("[data-invitation]")
+    await expect(invitations).to_have_count(0)
+    user_id = (await factory.sign_in(admin.client, email)).id
+    token = factory.verification_link(SECRET_KEY, user_id, email, datetime.now(UTC))
+    await page.goto(f"{web.url}/#/verify-email/{token}")
+    await expect(page.locator("main").get_by_role("status")).to_contain_text(f"{email} is confirmed")
+    await page.get_by_role("link", name="Go on to Feeds").click()
+    await expect(page.locator("#verification-pending")).to_have_count(0)
     await expect(invitations).to_have_count(3)
     await invitations.nth(2).get_by_role("button", name="Decline").click()
     await expect(invitations).to_have_count(2)

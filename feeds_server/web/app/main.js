@@ -1,12 +1,12 @@
 // The app shell: sign-in state, the top bar (org switcher, navigation, bell, connection state) and
 // a hash router. Links look like #/org/acme/feed, so the server serves one page for everything and
-// emailed links (#/org/acme/post/42, #/invitation/<token>) open the right view.
+// emailed links (#/org/acme/post/42, #/invitation/<token>, #/verify-email/<token>) open the right view.
 
 import { api, auth, whenSignedOut } from './api.js';
 import { clear, h, icon, toast } from './dom.js';
 import * as live from './live.js';
 import { session } from './session.js';
-import { renderSignIn, renderSignUp } from './views/auth.js';
+import { renderForgotPassword, renderResetPassword, renderSignIn, renderSignUp, renderVerifyEmail } from './views/auth.js';
 import { renderAdmin } from './views/admin.js';
 import { renderGroup, renderGroups } from './views/groups.js';
 import { renderInvitationLink, renderOrgs } from './views/orgs.js';
@@ -61,10 +61,18 @@ async function route() {
   const { parts, query } = parseHash();
   const [first, second, third, fourth] = parts;
 
+  // Links of account emails work signed in or not.
+  const ACCOUNT_LINKS = { 'verify-email': renderVerifyEmail, 'reset-password': renderResetPassword };
+  if (ACCOUNT_LINKS[first] && second) {
+    live.disconnect();
+    renderTop();
+    return show(ACCOUNT_LINKS[first], { token: second });
+  }
   if (!auth.token) {
     live.disconnect();
     renderTop();
     if (first === 'signup') return show(renderSignUp, { query });
+    if (first === 'forgot-password') return show(renderForgotPassword, { query });
     // Opening an org's address signs in to that org (F-ORG-4).
     return show(renderSignIn, { query, orgSlug: first === 'org' ? second : query.get('org'), next: location.hash });
   }

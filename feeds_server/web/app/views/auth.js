@@ -1,7 +1,7 @@
 // Sign in and sign up. Signing in with an org's slug opens that org directly (F-ORG-4).
 
 import { api, auth } from '../api.js';
-import { errorBox, field, h } from '../dom.js';
+import { errorBox, field, h, toast } from '../dom.js';
 import { session } from '../session.js';
 
 function brand() {
@@ -43,8 +43,72 @@ export function renderSignIn(main, { orgSlug, next, go }) {
   main.append(brand(), h('section', { class: 'panel narrow auth' },
     h('h1', { id: 'signin-title' }, 'Sign in to Feeds'),
     form,
-    h('p', { class: 'muted' }, 'New here? ', h('a', { href: '#/signup' }, 'Create an account'))));
+    h('p', { class: 'muted' }, 'New here? ', h('a', { href: '#/signup' }, 'Create an account'),
+      ' · ', h('a', { href: '#/forgot-password' }, 'Forgot your password?'))));
   email.focus();
+}
+
+// The links of account emails: they work signed in or not.
+
+export async function renderVerifyEmail(main, { token }) {
+  const status = h('p', { role: 'status' }, 'Confirming your address…');
+  main.append(brand(), h('section', { class: 'panel narrow auth' }, h('h1', {}, 'Confirm your email address'), status));
+  try {
+    const result = await api.post('/auth/verify-email', { token });
+    status.textContent = `${result.user.email} is confirmed. Invitations sent to it now show in your orgs.`;
+    if (auth.token) await session.loadMe();
+  } catch (err) {
+    const error = errorBox();
+    error.show(err);
+    status.replaceWith(error);
+  }
+  main.querySelector('section').append(h('p', {}, h('a', { href: auth.token ? '#/orgs' : '#/signin' }, 'Go on to Feeds')));
+}
+
+export function renderForgotPassword(main) {
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
+  const error = errorBox();
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Email me a link');
+  const form = h('form', { class: 'stack' }, field('Email', email), error, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.show(null);
+    submit.disabled = true;
+    try {
+      await api.post('/auth/password-reset', { email: email.value.trim() });
+      form.replaceWith(h('p', { role: 'status' },
+        'If this address has an account, an email with a link to choose a new password is on its way. The link works for 30 minutes.'));
+    } catch (err) {
+      error.show(err);
+      submit.disabled = false;
+    }
+  });
+  main.append(brand(), h('section', { class: 'panel narrow auth' }, h('h1', {}, 'Reset your password'), form,
+    h('p', { class: 'muted' }, h('a', { href: '#/signin' }, 'Back to sign in'))));
+  email.focus();
+}
+
+export function renderResetPassword(main, { token, go }) {
+  const password = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', required: true, minlength: 8 });
+  const error = errorBox();
+  const submit = h('button', { type: 'submit', class: 'primary' }, 'Set the new password');
+  const form = h('form', { class: 'stack' }, field('New password', password, 'At least 8 characters. Every session of your account ends.'), error, submit);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.show(null);
+    submit.disabled = true;
+    try {
+      await api.post('/auth/password-reset/complete', { token, new_password: password.value });
+      auth.token = null;
+      toast('Your password is changed. Sign in with it.');
+      go('#/signin');
+    } catch (err) {
+      error.show(err);
+      submit.disabled = false;
+    }
+  });
+  main.append(brand(), h('section', { class: 'panel narrow auth' }, h('h1', {}, 'Choose a new password'), form));
+  password.focus();
 }
 
 export function renderSignUp(main, { go }) {

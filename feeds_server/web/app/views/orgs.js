@@ -10,6 +10,7 @@ export function renderOrgs(main, { go }) {
   const section = h('section', { class: 'panel' });
   main.append(section);
   section.append(h('h1', {}, 'Your orgs'));
+  if (!me.user.email_verified) section.append(verificationNotice(me.user.email));
 
   if (me.needs_default_org) {
     section.append(h('p', { class: 'notice', role: 'alert' },
@@ -131,6 +132,23 @@ function createOrgPanel(go) {
 }
 
 /** #/invitation/<token>: the link of an invitation email (the only way into IP-restricted orgs). */
+/** Until the address is confirmed, invitations sent to it do not show (only their emailed links work). */
+function verificationNotice(email) {
+  const again = h('button', { type: 'button', class: 'small' }, 'Send the link again');
+  again.addEventListener('click', async () => {
+    again.disabled = true;
+    try {
+      await api.post('/me/verification-email');
+      toast(`A new link is on its way to ${email}.`);
+    } catch (err) {
+      toast(err.message, 'error');
+      again.disabled = false;
+    }
+  });
+  return h('p', { class: 'notice', role: 'status', id: 'verification-pending' },
+    `Confirm your email address: open the link we sent to ${email}. Invitations sent to it show here once you do. `, again);
+}
+
 export function renderInvitationLink(main, { token, go }) {
   const error = errorBox();
   const accept = h('button', { type: 'button', class: 'primary' }, 'Accept');
