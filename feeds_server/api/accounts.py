@@ -38,9 +38,10 @@ class DefaultOrgBody(Body):
 
 @routes.post("/api/v1/auth/signup", access=PUBLIC, body=SignUpBody, status=201, reads_only=True)
 async def sign_up(ctx: Ctx) -> Deferred:
-    """Create a login (one per email address). The answer is the same whether the address already
-    has an account or not; the email sent to it says which (a verification link, or "you already
-    have an account" with a link to reset the password)."""
+    """Create a login (one per email address); the answer never tells whether the address had one.
+
+    The email sent to the address says which: a verification link, or "you already have an account"
+    with a link to reset the password."""
     b: SignUpBody = ctx.body
     await throttle.signing_up(ctx)
     email, name = normalize_email(b.email), b.name.strip()

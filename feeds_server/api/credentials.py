@@ -80,8 +80,7 @@ async def change_password(ctx: Ctx) -> Deferred:
 
 @routes.post("/api/v1/auth/password-reset", access=PUBLIC, body=ResetRequestBody, status=202, reads_only=True)
 async def request_password_reset(ctx: Ctx) -> Deferred:
-    """Email a password reset link to the address, if it has an account. The answer is the same
-    either way."""
+    """Email a password reset link to the address if it has an account; the answer is the same either way."""
     await throttle.signing_up(ctx)
     email, services, now = ctx.body.email, ctx.services, ctx.services.clock()
 
@@ -95,8 +94,7 @@ async def request_password_reset(ctx: Ctx) -> Deferred:
 
 @routes.post("/api/v1/auth/password-reset/complete", access=PUBLIC, body=ResetBody, reads_only=True)
 async def reset_password(ctx: Ctx) -> Deferred:
-    """Set a new password with the token of a reset link (once, within 30 minutes). Every session of
-    the account ends; sign in again with the new password."""
+    """Set a new password with the token of a reset link (once, within 30 minutes); every session ends."""
     b: ResetBody = ctx.body
     services, now, address = ctx.services, ctx.services.clock(), request_address(ctx)
 
