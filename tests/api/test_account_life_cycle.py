@@ -4,6 +4,7 @@ sign-in limits that stop a guesser without locking the owner out, and tell the o
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from typing import Any
@@ -15,6 +16,9 @@ from feeds_server.notify import worker
 from tests import factory
 from tests.notify.conftest import smtp, smtp_services  # noqa: F401 - a real SMTP server
 from tests.ops.conftest import limited_client  # noqa: F401 - an app with chosen rate limits
+from tests.realtime.conftest import node  # noqa: F401 - a real node, for live connections
+from tests.realtime.helpers import actor_on, connection_token
+from tests.realtime.test_ws_security import _connect, _timed_close
 
 RESET = r"/reset-password/(fsr_[0-9]+\.[0-9]+\.[A-Za-z0-9_-]+)"
 
@@ -235,3 +239,29 @@ async def test_verification_email_sent_again_is_limited(client, settings):
     verified = await factory.sign_up(client, factory.unique("Sure"))
     r = await verified.post("/api/v1/me/verification-email")
     assert r.status_code == 409 and r.json()["error"]["code"] == "email_already_verified"
+
+
+async def test_ending_sessions_closes_their_live_connections_within_one_second(node, settings, services):  # noqa: F811
+    """Ending one session, changing the password and signing out everywhere close the live
+    connections of the tokens they end, on the node, as sign-out does (F-SEC-2)."""
+    alice = await actor_on(node.url, factory.unique("Alice"))
+    org = await factory.create_org(alice, factory.unique("live"))
+    tablet, phone = await factory.sign_in(alice.client, alice.email), await factory.sign_in(alice.client, alice.email)
+    sockets = {}
+    for name, actor in (("alice", alice), ("tablet", tablet), ("phone", phone)):
+        sockets[name] = await _connect(node, await connection_token(actor, org["slug"]))
+        await sockets[name].recv()
+    phone_id = (await session_ids(alice))[0]  # newest first
+    closing = asyncio.create_task(_timed_close(sockets["phone"]))
+    assert (await alice.delete(f"/api/v1/me/sessions/{phone_id}")).status_code == 204
+    code, took = await closing
+    assert code == 3500 and took < 1.0
+    closing = asyncio.create_task(_timed_close(sockets["tablet"]))
+    r = await alice.post("/api/v1/me/password", json={"current_password": factory.PASSWORD, "new_password": "new password 3"})
+    assert r.status_code == 200 and r.json() == {"ended_sessions": 1}  # the tablet's
+    code, took = await closing
+    assert code == 3500 and took < 1.0
+    closing = asyncio.create_task(_timed_close(sockets["alice"]))
+    assert (await alice.post("/api/v1/auth/signout-everywhere")).status_code == 204
+    code, took = await closing
+    assert code == 3500 and took < 1.0
