@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from feeds_server.realtime.broker import OnMessage, OnReconnect, Outgoing
+
+log = logging.getLogger("feeds_server.realtime.broker")
 
 
 class MemoryBroker:
@@ -16,7 +20,10 @@ class MemoryBroker:
     async def publish(self, messages: Outgoing) -> None:
         for org_id, message in messages:
             if self._on_message is not None and (org_id is None or org_id in self._orgs):
-                await self._on_message(org_id, message)
+                try:
+                    await self._on_message(org_id, message)
+                except Exception:  # one bad message must not stop the others, nor the hub's publisher
+                    log.exception("error handling a broker message")
 
     async def subscribe(self, org_id: int) -> None:
         self._orgs.add(org_id)

@@ -82,6 +82,8 @@ class RedisBroker:
                 raise
             except (RedisError, OSError) as exc:
                 log.warning("redis connection lost: %s; reconnecting", exc)
+            except Exception:  # the catch-up after a reconnect failed (the database away): the reader goes on
+                log.exception("the redis reader failed; reconnecting")
             finally:
                 self._ready.clear()
                 if self._pubsub is not None:

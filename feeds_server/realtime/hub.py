@@ -183,7 +183,10 @@ class Pinger:
         step = self.interval / len(self.slots)
         while True:
             await asyncio.sleep(step)
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # one connection's failure must not stop the pings of all the others
+                log.exception("a ping tick failed")
 
 
 @dataclass(eq=False)
@@ -307,7 +310,10 @@ class Hub:
             batch = [await queue.get()]
             while len(batch) < limits.BROKER_PUBLISH_BATCH and not queue.empty():
                 batch.append(queue.get_nowait())
-            await self.broker.publish(batch)
+            try:
+                await self.broker.publish(batch)
+            except Exception:  # the events are committed: nodes catch up from the database
+                log.exception("publishing %d messages failed", len(batch))
 
     # --- receiving -------------------------------------------------------------------------
     async def _on_message(self, org_id: int | None, message: bytes) -> None:
@@ -349,7 +355,11 @@ class Hub:
         async with org_session(self.services.sessions, room.org_id) as session:
             events = await events_between(session, room.last_seq, upto)
         for event in events:
-            await self._deliver(room, Published.from_event(event))
+            try:
+                await self._deliver(room, Published.from_event(event))
+            except Exception:  # one event that cannot be delivered must not hold back the org's next ones
+                log.exception("event %s of org %s could not be delivered; passed over", event.seq, room.org_id)
+                room.last_seq = max(room.last_seq, event.seq)
         room.last_seq = max(room.last_seq, upto)
 
     async def catch_up_all(self) -> None:
@@ -360,12 +370,20 @@ class Hub:
             rows = (await session.execute(select(Org.id, Org.event_seq).where(Org.id.in_(list(self.rooms))))).all()
         if any(org_id in self.rooms and top > self.rooms[org_id].last_seq for org_id, top in rows):
             await asyncio.sleep(TAIL_GRACE_SECONDS)
+        failed: list[int] = []
         for org_id, top in rows:
             room = self.rooms.get(org_id)
             if room is not None and top > room.last_seq:
-                async with room.lock:
-                    if top > room.last_seq:
-                        await self._fill(room, top)
+                try:
+                    async with room.lock:
+                        if top > room.last_seq:
+                            await self._fill(room, top)
+                except Exception:  # one org's failure must not keep the other orgs behind
+                    if not failed:
+                        log.exception("catch-up of org %s from the database failed", org_id)
+                    failed.append(org_id)
+        if len(failed) > 1:
+            log.error("catch-up from the database failed for %d orgs: %s", len(failed), failed[:20])
 
     async def _tail_poller(self) -> None:
         while True:
