@@ -129,6 +129,12 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> "Settings":
+        if _env("FEEDS_RATE_SIGNINS_PER_EMAIL", ""):
+            # Counting every address's tries against one account let a stranger lock its owner out.
+            raise SystemExit(
+                "FEEDS_RATE_SIGNINS_PER_EMAIL is no longer read: set FEEDS_RATE_SIGNINS_PER_ACCOUNT_ADDRESS "
+                "(tries per account from one address) and FEEDS_RATE_SIGNINS_PER_ACCOUNT (the ceiling from all addresses)"
+            )
         data_dir = Path(_env("FEEDS_DATA_DIR", "var"))
         database_url = _env("FEEDS_DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'feeds.db'}"
         port = _env_int("FEEDS_PORT", 8000)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from feeds_server import limits
 from feeds_server.actions.posts import StoredFile
+from feeds_server.domain import names
 from feeds_server.errors import BadRequest, LimitExceeded, PayloadTooLarge, ValidationFailed
 from feeds_server.store.files import LocalFileStore, TempFile
 
@@ -26,9 +27,6 @@ FILE_PART = "files"
 # The whole request: the files' 20 MiB, the message part and room for multipart framing. Counted as
 # the bytes arrive, whatever the parts are (a stream of small parts is refused at this size too).
 MAX_UPLOAD_BYTES = limits.MAX_FILES_TOTAL_BYTES + limits.MAX_JSON_BODY_BYTES + limits.UPLOAD_ENVELOPE_BYTES
-# Characters a file name may not carry: C0/C1 controls and the line and paragraph separators. They
-# are refused rather than dropped: a name that needs them is not one a person typed.
-_CONTROLS = frozenset(chr(c) for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029])
 
 SAFE_TYPES = frozenset(
     {
@@ -44,8 +42,11 @@ SAFE_TYPES = frozenset(
 def safe_filename(raw: str) -> str:
     """The last path segment, without format characters (such as right-to-left overrides); never
     empty, at most 255 characters. Control characters are refused with 422 `invalid_filename`."""
-    if any(c in _CONTROLS for c in raw):
-        raise ValidationFailed("invalid_filename", "a file name may not contain control characters", field="files")
+    char = names.first_forbidden(raw)
+    if char is not None:  # refused rather than dropped: a name that needs one is not one a person typed
+        raise ValidationFailed(
+            "invalid_filename", f"a file name must not contain control characters or line breaks ({names.describe(char)})", field="files"
+        )
     name = raw.replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip().strip(".")
     return (name or "file")[:255]

@@ -142,3 +142,23 @@ def test_settings_read_rates_from_the_environment(monkeypatch):
     monkeypatch.setenv("FEEDS_RATE_POSTS_PER_USER", "5 per 30")
     with pytest.raises(SystemExit):
         Settings.from_env()
+
+
+def test_the_former_per_email_sign_in_setting_stops_the_node_with_its_replacements(monkeypatch):
+    """A setting that let a stranger lock an owner out is not silently ignored."""
+    from feeds_server.config import Settings
+
+    monkeypatch.setenv("FEEDS_RATE_SIGNINS_PER_EMAIL", "10/900")
+    with pytest.raises(SystemExit, match="FEEDS_RATE_SIGNINS_PER_ACCOUNT_ADDRESS"):
+        Settings.from_env()
+
+
+def test_read_timeouts_are_positive_seconds(monkeypatch):
+    from feeds_server.config import Settings
+
+    monkeypatch.setenv("FEEDS_BODY_TIMEOUT", "2.5")
+    assert Settings.from_env().body_timeout == 2.5
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("FEEDS_BODY_TIMEOUT", bad)
+        with pytest.raises(SystemExit, match="FEEDS_BODY_TIMEOUT"):
+            Settings.from_env()
