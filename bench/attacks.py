@@ -120,7 +120,7 @@ async def slowloris(node: Node, phase: Phase, stop: asyncio.Event) -> None:
                     break
         except (ConnectionError, OSError):
             pass
-        phase.attack["slowloris closed"] += 1
+        phase.attack["slowloris closed" if not stop.is_set() else "slowloris still open at the end"] += 1
         try:
             writer.close()
         except Exception:  # noqa: BLE001 - the socket may never have opened
