@@ -153,17 +153,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_head = False
         self._head_raw = 0
         self._waiting, self.deadline = _NONE, math.inf
-        # A head that arrived whole in one read: measured here, before the application sees it.
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        # One pass over the headers (this runs for every request): the head's size, measured here for
+        # a head that arrived whole in one read, and whether a body follows, and of which kind.
+        size = len(self.url)
+        body = upload = False
+        for name, value in self.headers:
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                body = value != b"0"
+            elif name == b"transfer-encoding":
+                body = True
+            elif name == b"content-type":
+                upload = value[:10].lower() == b"multipart/"
         if size > limits.MAX_REQUEST_HEAD_BYTES:
             self._head_too_large = True
             raise _HeadTooLarge()  # the parser stops; uvicorn's answer to a parser error becomes 431
         super().on_headers_complete()
-        if self.parser.should_upgrade() and self._should_upgrade():
-            return
-        if self._has_body():
-            upload = any(n == b"content-type" and v.lower().startswith(b"multipart/") for n, v in self.headers)
-            self._wait(_BODY, self.upload_timeout if upload else self.body_timeout)
+        if body and not (self.parser.should_upgrade() and self._should_upgrade()):
+            self._waiting, self.deadline = _BODY, self.loop.time() + (self.upload_timeout if upload else self.body_timeout)
 
     def on_message_complete(self) -> None:
         self._waiting, self.deadline = _NONE, math.inf
@@ -184,14 +191,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         elif waiting == _BODY:
             self._body_expired()
-
-    def _has_body(self) -> bool:
-        for name, value in self.headers:
-            if name == b"content-length":
-                return value.strip() not in (b"0", b"")
-            if name == b"transfer-encoding":
-                return True
-        return False
 
     def _refuse_head(self) -> None:
         metrics.HTTP_REFUSED.labels("head_too_large").inc()
