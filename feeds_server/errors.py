@@ -92,6 +92,16 @@ class Gone(FeedsError):
     default_code = "gone"
 
 
+class InternalError(FeedsError):
+    """Something failed on the server: the answer says only that; the log has the details."""
+
+    status = 500
+    default_code = "internal_error"
+
+    def __init__(self) -> None:
+        super().__init__("internal_error", "something went wrong on the server; it has been logged")
+
+
 class RateLimited(FeedsError):
     """Too many requests; `details["retry_after"]` in seconds."""
 

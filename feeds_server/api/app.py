@@ -28,7 +28,7 @@ from feeds_server.realtime.broker import create_broker
 from feeds_server.realtime.endpoint import PATH as WS_PATH
 from feeds_server.realtime.endpoint import websocket_endpoint
 from feeds_server.realtime.hub import Hub
-from feeds_server.errors import FeedsError
+from feeds_server.errors import FeedsError, InternalError
 from feeds_server.metrics import NodeState
 from feeds_server.ratelimit import create_limiter
 from feeds_server.services import Services
@@ -148,6 +148,4 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    err = FeedsError("internal_error", "something went wrong on the server; it has been logged")
-    err.status = 500
-    return error_response(err)
+    return error_response(InternalError())

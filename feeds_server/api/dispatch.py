@@ -29,6 +29,7 @@ from feeds_server.errors import (
     Conflict,
     FeedsError,
     Forbidden,
+    InternalError,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -77,7 +78,13 @@ def build_route(endpoint: Endpoint) -> Route:
         rid = _request_id(request.headers.get("x-request-id", ""))
         token = logs.request_id.set(rid)
         started = time.perf_counter()
-        response = await _answer(request)
+        try:
+            response = await _answer(request)
+        except Exception:
+            # Answered here rather than by Starlette's last-resort handler, so that the 500 carries
+            # the request id (in its body and header) that the logged traceback carries too.
+            log.exception("unhandled error on %s %s", endpoint.method, endpoint.path)
+            response = error_response(InternalError())
         response.headers["X-Request-ID"] = rid
         if getattr(request.state, "unread_body", False):
             # The rest of the body is not read: uvicorn must not take it for the next request.

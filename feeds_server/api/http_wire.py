@@ -47,6 +47,7 @@ def error_bytes(status: int, code: str, message: str) -> bytes:
         b"content-type: application/json\r\n",
         b"content-length: " + str(len(body)).encode() + b"\r\n",
         b"x-request-id: " + rid.encode() + b"\r\n",
+        b"x-content-type-options: nosniff\r\n",
         b"connection: close\r\n\r\n",
     ]
     return b"".join(head) + body
