@@ -15,6 +15,7 @@ import pytest
 from feeds_server import limits
 from tests import factory
 from tests.realtime.conftest import node_env
+from tests.ops.test_metrics import sample, scrape
 from tests.realtime.helpers import actor_on
 from tests.server import ServerProcess
 
@@ -96,6 +97,8 @@ async def test_a_head_that_never_ends_is_refused_with_431_at_the_bound(slow_node
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert b'"headers_too_large"' in answer
     writer.close()
+    async with httpx.AsyncClient(base_url=slow_node.url) as c:
+        assert sample(await scrape(c), "feeds_http_refused_total", reason="head_too_large") >= 1
 
 
 async def test_50_mb_of_header_are_cut_off_early(slow_node):
