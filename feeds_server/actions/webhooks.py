@@ -2,7 +2,7 @@
 
 The delivery row is written in the comment's transaction (an outbox), so a committed comment is
 always sent. `deliver_webhooks` claims due rows with a lease, sends them, and retries failures with
-exponential backoff and jitter. Each call carries `X-Feeds-Timestamp` and
+exponential backoff and equal jitter (domain/retry.py). Each call carries `X-Feeds-Timestamp` and
 `X-Feeds-Signature: sha256=HEX`, the HMAC-SHA256 of "TIMESTAMP.BODY" under the integration's
 webhook secret, so the CRM can check where it came from and refuse replays (docs/records.md).
 
@@ -17,7 +17,6 @@ import asyncio
 import hashlib
 import hmac
 import logging
-import random
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -32,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server import limits
 from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
-from feeds_server.domain import egress
+from feeds_server.domain import egress, retry
 from feeds_server.errors import NotFound
 from feeds_server.notify import dead_letters
 from feeds_server.notify.webhook_client import webhook_client
@@ -52,9 +51,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def backoff_seconds(attempts: int) -> float:
-    """Delay before the next try: doubling from the base up to the cap, with "equal jitter"."""
-    ceiling = min(limits.WEBHOOK_RETRY_MAX_SECONDS, limits.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + random.random() * ceiling / 2
+    """Seconds before a failed delivery is tried again (domain/retry.py: doubling, capped, equal jitter)."""
+    return retry.backoff_seconds(attempts, limits.WEBHOOK_RETRY_BASE_SECONDS, limits.WEBHOOK_RETRY_MAX_SECONDS)
 
 
 def is_permanent(status: int) -> bool:

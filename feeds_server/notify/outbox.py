@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
 from feeds_server import limits
+from feeds_server.domain import retry
 from feeds_server.notify import dead_letters
 from feeds_server.store.models import EmailJob
 from feeds_server.store.scope import account_session
@@ -162,9 +162,8 @@ async def mark(
 
 
 def backoff(attempts: int) -> float:
-    """Exponential backoff with full jitter, capped."""
-    ceiling = min(limits.EMAIL_RETRY_MAX_SECONDS, limits.EMAIL_RETRY_BASE_SECONDS * 2 ** max(attempts - 1, 0))
-    return ceiling / 2 + random.random() * ceiling / 2
+    """Seconds before a failed email is tried again (domain/retry.py: doubling, capped, equal jitter)."""
+    return retry.backoff_seconds(attempts, limits.EMAIL_RETRY_BASE_SECONDS, limits.EMAIL_RETRY_MAX_SECONDS)
 
 
 async def retry_later(sessions: async_sessionmaker[AsyncSession], batch: Batch, now: datetime, error: str) -> None:
