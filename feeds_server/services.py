@@ -33,17 +33,10 @@ class Services:
     control_sinks: list[ControlSink] = field(default_factory=list)
     # The time, as every rule with a deadline sees it (tests move it to check boundaries).
     clock: Callable[[], datetime] = utcnow
-    _post_writer: Any = field(default=None, init=False, repr=False)
+    # Objects the layers above make on first use and keep, one per process, under their own key
+    # (actions/post_writer.py `writer_for` keeps the group-commit writer here): this module imports none of them.
+    singletons: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _read_sessions: Any = field(default=None, init=False, repr=False)
-
-    @property
-    def post_writer(self) -> Any:
-        """Group commit for new posts, one per process (actions/post_writer.py)."""
-        if self._post_writer is None:
-            from feeds_server.actions.post_writer import PostWriter
-
-            self._post_writer = PostWriter(self)
-        return self._post_writer
 
     @property
     def read_sessions(self) -> async_sessionmaker[AsyncSession]:

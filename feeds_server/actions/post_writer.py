@@ -17,20 +17,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from feeds_server import limits
 from feeds_server.actions.posts import NewPost, write_posts
 from feeds_server.actions.views import post_views
+from feeds_server.services import Services
 from feeds_server.store import idempotency, post_rows
 from feeds_server.store.base import utcnow
 from feeds_server.store.driver import driver_connection, plain_instance
 from feeds_server.store.events import NewEvent, take_committed_events
 from feeds_server.store.models import Post
 from feeds_server.store.scope import driver_sees_org, set_org
-
-if TYPE_CHECKING:
-    from feeds_server.services import Services
 
 log = logging.getLogger("feeds_server.posts")
 
@@ -56,8 +54,16 @@ class _Pending:
 _Commit = Callable[[int, list[_Pending]], Awaitable[None]]
 
 
+def writer_for(services: Services) -> PostWriter:
+    """The process's one writer, made on first use, so that every post of an org joins the same batches."""
+    writer = services.singletons.get(__name__)
+    if writer is None:
+        writer = services.singletons[__name__] = PostWriter(services)
+    return writer
+
+
 class PostWriter:
-    """One per process; a queue and a writing task per org while it has posts to write."""
+    """One per process (`writer_for`); a queue and a writing task per org while it has posts to write."""
 
     def __init__(self, services: Services) -> None:
         self.services = services

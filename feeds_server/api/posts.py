@@ -14,7 +14,7 @@ from feeds_server import limits
 from feeds_server.actions import posts
 from feeds_server.actions.posts import Reader
 from feeds_server.actions.views import post_views
-from feeds_server.actions.post_writer import Remember
+from feeds_server.actions.post_writer import Remember, writer_for
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.dispatch import begin_idempotent, parse_json_body, read_json
@@ -86,7 +86,7 @@ def _write(ctx: Ctx, item: posts.NewPost) -> Deferred:
     item = replace(item, author_name=ctx.me.user.name)
 
     async def complete() -> dict[str, Any]:
-        return {"post": await ctx.services.post_writer.write(org_id, item, remember)}
+        return {"post": await writer_for(ctx.services).write(org_id, item, remember)}
 
     return Deferred(complete)
 
