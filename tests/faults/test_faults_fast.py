@@ -1,6 +1,6 @@
-"""The fast subset of bench/faults.py: the same scenarios, small (docs/reliability.md, "Faults").
+"""The fast subset of `python -m bench.faults`: the same scenarios, small (docs/reliability.md, "Faults").
 
-Two real nodes (bench/fault_node.py), a redis-server of the test's own on a free port (never the
+Two real nodes (bench/faults/node.py), a redis-server of the test's own on a free port (never the
 machine's Redis), a fresh PostgreSQL database, real WebSocket clients that reconnect and recover
 as the Centrifuge SDKs do. Every scenario must count 0 lost, 0 duplicates, 0 out-of-order and
 0 leaks; its time bounds are checked by the bench command, not here.
@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench import fault_more
-from bench.fault_env import Cluster, world
-from bench.faults import Result, node_loss
+from bench.faults import scenarios
+from bench.faults.cluster import Cluster, world
+from bench.faults.result import Result
+from bench.faults.scenarios import node_loss
 from tests.conftest import unavailable
 
 
@@ -60,30 +61,30 @@ async def test_sigterm_moves_clients_to_the_other_node(cluster):
 
 async def test_redis_frozen_and_restarted(cluster):
     await cluster.setup(4)
-    _clean(await fault_more.redis_freeze(cluster, _args(seconds=3.0)))
-    _clean(await fault_more.redis_restart(cluster, _args(seconds=3.0)))
+    _clean(await scenarios.redis_freeze(cluster, _args(seconds=3.0)))
+    _clean(await scenarios.redis_restart(cluster, _args(seconds=3.0)))
 
 
 async def test_a_client_that_stops_reading_is_closed_as_slow(cluster):
     await cluster.setup(5)
-    _clean(await fault_more.slow_reader(cluster, _args(clients=50, seconds=12.0)))
+    _clean(await scenarios.slow_reader(cluster, _args(clients=50, seconds=12.0)))
 
 
 async def test_connect_close_churn_and_closing_during_slow_queries_leak_nothing(cluster):
     await cluster.setup(4)
-    _clean(await fault_more.churn(cluster, _args()))
-    _clean(await fault_more.slow_query(cluster, _args()))
+    _clean(await scenarios.churn(cluster, _args()))
+    _clean(await scenarios.slow_query(cluster, _args()))
 
 
 async def test_both_nodes_restarted(cluster):
     await cluster.setup(4)
-    _clean(await fault_more.restart_both(cluster, _args(clients=100)))
+    _clean(await scenarios.restart_both(cluster, _args(clients=100)))
 
 
 async def test_notifier_under_smtp_faults_and_worker_kills_sends_each_email_once():
     import subprocess
 
-    from bench.fault_notifier import notifier_faults
+    from bench.faults.notifier import notifier_faults
     from bench.harness import PG_ADMIN_DSN
 
     if subprocess.run(["psql", PG_ADMIN_DSN, "-Atc", "select 1"], capture_output=True).returncode != 0:

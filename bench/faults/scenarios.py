@@ -1,5 +1,7 @@
-"""bench/faults.py scenarios beyond the loss of one node: Redis faults, a slow reader, connection
-churn, clients closing during slow queries, both nodes restarted."""
+"""The fault scenarios on the cluster: the loss of one node (kill -9 or SIGTERM), Redis faults, a slow
+reader, connection churn, clients closing during slow queries, both nodes restarted.
+
+Each takes a `Cluster` and the command's arguments and returns a `Result`."""
 
 from __future__ import annotations
 
@@ -17,12 +19,55 @@ import asyncpg
 import orjson
 from websockets.asyncio.client import connect
 
-from bench.fault_clients import StreamClient, pct, wait_all
-from bench.fault_env import Cluster, Poster
-from bench.faults import Result, count, ms, settle_leaks, start_clients, stop_clients
+from bench.faults.clients import StreamClient, pct, start_clients, stop_clients, wait_all
+from bench.faults.cluster import Cluster, Poster
+from bench.faults.result import Result, count, ms, settle_leaks
 from bench.harness import PG_ADMIN_DSN
 
 LAG_BOUND_MS = 100.0
+
+
+async def node_loss(cluster: Cluster, n_clients: int, rate: float, seconds: float, sig: signal.Signals) -> Result:
+    """Kill (or terminate) node 0 while clients receive a stream; they recover on node 1."""
+    name = "kill9" if sig == signal.SIGKILL else "sigterm"
+    result = Result(name, f"{'kill -9' if sig == signal.SIGKILL else 'SIGTERM'} of node 0 of 2 with {n_clients} clients "
+                          f"(half on each node) receiving {rate:g} posts/s for {seconds:g} s")
+    clients, tasks = await start_clients(cluster, n_clients)
+    poster = Poster(cluster, first=1)
+    stream = asyncio.create_task(poster.stream(rate, seconds))
+    await asyncio.sleep(seconds / 3)
+    victim = cluster.nodes[0]
+    on_victim = [c for c in clients if c.node == victim.ws_url]
+    t_fault = time.monotonic()
+    assert victim.proc is not None
+    victim.proc.send_signal(sig)
+    exit_code = await asyncio.to_thread(victim.proc.wait, 30)
+    exit_s = time.monotonic() - t_fault
+    await stream
+    waited = await wait_all(clients, poster.posted, 60)
+    count(result, clients, poster.posted)
+    catch_up = [c.recovered_at[0] - t_fault for c in on_victim if c.recovered_at]
+    codes: dict[int, int] = {}
+    for c in on_victim:
+        for code in c.close_codes:
+            codes[code] = codes.get(code, 0) + 1
+    result.figures.update({
+        "clients on the node that went": len(on_victim),
+        "moved to the other node": sum(c.node != victim.ws_url for c in on_victim),
+        "close codes seen": codes,
+        "node exit": f"code {exit_code} after {ms(exit_s)}",
+        "catch-up (fault -> recovered) p50 / p99 / max": f"{ms(pct(catch_up, 50))} / {ms(pct(catch_up, 99))} / {ms(max(catch_up, default=0))}",
+        "post failures during the fault": poster.failed,
+        "all caught up": f"{waited:.1f} s after the last post",
+    })
+    if len(catch_up) != len(on_victim):
+        result.failures.append(f"{len(on_victim) - len(catch_up)} clients never recovered")
+    if sig == signal.SIGTERM and exit_s > 15:
+        result.missed.append("node took over 15 s to exit on SIGTERM")
+    await stop_clients(clients, tasks)
+    await poster.close()
+    result.leaks, _ = await settle_leaks(cluster, [1])
+    return result
 
 
 class LagWatch:

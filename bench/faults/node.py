@@ -1,6 +1,6 @@
-"""`feeds-server serve` with a loop-lag probe and a stats endpoint, for bench/faults.py.
+"""`feeds-server serve` with a loop-lag probe and a stats endpoint, for the fault runs.
 
-    python bench/fault_node.py          # same environment as `feeds-server serve --no-migrate`
+    python bench/faults/node.py         # same environment as `feeds-server serve --no-migrate`
 
 The server itself is unchanged: this wrapper builds the same app and adds, only in this process,
 
@@ -21,8 +21,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 PROBE_SECONDS = 0.010
 
@@ -122,4 +120,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # run as a script, the import path starts at this folder, whose module names must not shadow
+    # anything the server imports: start it at the project instead
+    sys.path[0] = str(Path(__file__).resolve().parents[2])
     sys.exit(main())

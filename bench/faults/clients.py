@@ -1,4 +1,4 @@
-"""Recovering Centrifuge clients for bench/faults.py: they reconnect and recover as the SDKs do.
+"""Recovering Centrifuge clients for the fault runs: they reconnect and recover as the SDKs do.
 
 Each client keeps, per channel, the last `epoch` and `offset` it saw; after any disconnect it
 waits the SDKs' jittered backoff (centrifuge-js: `min(max, min + random(0, min(max, min·2^step)))`,
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from bench.faults.cluster import Cluster
 
 BODY = re.compile(r"fault (\d+)")
 MIN_DELAY, MAX_DELAY = 0.5, 20.0
@@ -205,3 +207,30 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+async def start_clients(
+    cluster: Cluster, n: int, timeout: float = 120, tokens: list[str] | None = None
+) -> tuple[list[StreamClient], list[asyncio.Task[None]]]:
+    tokens = tokens or cluster.tokens
+    clients = [StreamClient(cluster.ws_urls, tokens[i % len(tokens)], preferred=i % len(cluster.nodes)) for i in range(n)]
+    tasks: list[asyncio.Task[None]] = []
+    for i, c in enumerate(clients):
+        tasks.append(asyncio.create_task(c.run()))
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)  # do not open a thousand handshakes in one instant
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(c.connected.is_set() for c in clients):
+        await asyncio.sleep(0.05)
+    missing = sum(not c.connected.is_set() for c in clients)
+    if missing:
+        codes = sorted({code for c in clients for code in c.close_codes})
+        raise RuntimeError(f"{missing} of {n} clients did not connect (close codes {codes})")
+    return clients, tasks
+
+
+async def stop_clients(clients: list[StreamClient], tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

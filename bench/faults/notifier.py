@@ -1,4 +1,4 @@
-"""The notifier under SMTP faults and worker kills, for bench/faults.py (scenario `notifier`).
+"""The notifier under SMTP faults and worker kills, for `python -m bench.faults notifier`.
 
 A real SMTP server (aiosmtpd, in a thread of this process) counts what it accepts by Message-ID.
 Two `feeds-server notifier` processes send N mention emails (one per mention: batch window 0)
@@ -24,7 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, select
 
 from bench.common import fresh_database
-from bench.faults import Result
+from bench.faults.result import Result
 from bench.harness import FEEDS
 from bench.notifier import setup
 from feeds_server.actions.posts import Reader, create_post

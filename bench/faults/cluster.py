@@ -1,8 +1,8 @@
-"""The world bench/faults.py breaks: two nodes, a Redis of its own, PostgreSQL, an org with members.
+"""The world the fault runs break: two nodes, a Redis of its own, PostgreSQL, an org with members.
 
 Everything listens on loopback. The Redis is a `redis-server` started on a free port for the run
 (so freezing or restarting it never touches the machine's Redis on 6379); the database is a fresh
-`feeds_bench_fault<pid>` dropped at the end; the nodes run bench/fault_node.py (the real server
+`feeds_bench_fault<pid>` dropped at the end; the nodes run bench/faults/node.py (the real server
 plus a loop-lag probe and `/_fault/stats`).
 """
 
@@ -114,7 +114,7 @@ class Cluster:
             **extra_env,
         )
         self.nodes = [
-            Node(self.env, log_path=data_dir / f"node-{i}.log", cmd=[PY, str(ROOT / "bench" / "fault_node.py")]) for i in range(n_nodes)
+            Node(self.env, log_path=data_dir / f"node-{i}.log", cmd=[PY, str(ROOT / "bench" / "faults" / "node.py")]) for i in range(n_nodes)
         ]
         self.members: list[Member] = []
         self.tokens: list[str] = []
