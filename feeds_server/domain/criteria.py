@@ -63,6 +63,11 @@ OPS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 
+# What `value` each operator takes: one value of the type, [low, high], a non-empty list, or none.
+VALUE_SHAPES: Mapping[str, str] = MappingProxyType(
+    {**dict.fromkeys(OPERATORS, "one"), "between": "pair", **dict.fromkeys(_MEMBERSHIP, "list"), **dict.fromkeys(_PRESENCE, "none")}
+)
+
 GROUP_KEYS = ("and", "or", "not")
 CONDITION_KEYS = ("field", "type", "op", "value")
 _TRUE_WHEN_EMPTY = frozenset({"is_empty", "neq", "not_in"})

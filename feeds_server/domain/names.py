@@ -15,7 +15,8 @@ from feeds_server.errors import ValidationFailed
 
 # Unicode category Cc (C0 and C1 controls: NUL, TAB, LF, CR, ESC, DEL, NEL …) and the line and
 # paragraph separators U+2028 and U+2029, which some mail and log readers treat as line breaks.
-_FORBIDDEN_RUN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+FORBIDDEN_CHARS = "\x00-\x1f\x7f-\x9f\u2028\u2029"  # the inside of a regex character class
+_FORBIDDEN_RUN = re.compile(f"[{FORBIDDEN_CHARS}]+")
 
 
 def first_forbidden(value: str) -> str | None:
