@@ -25,7 +25,7 @@ from feeds_server.actions.posts import Reader, create_post  # noqa: E402
 from feeds_server.config import Settings  # noqa: E402
 from feeds_server.notify import worker  # noqa: E402
 from feeds_server.notify.mailer_smtp import SmtpMailer  # noqa: E402
-from feeds_server.services import Services  # noqa: E402
+from feeds_server.runtime.services import Services  # noqa: E402
 from feeds_server.store.migrate import upgrade  # noqa: E402
 from feeds_server.store.models import EmailJob  # noqa: E402
 from feeds_server.store.scope import account_session, org_session  # noqa: E402

@@ -33,7 +33,7 @@ from bench.common import fresh_database, percentile  # noqa: E402
 from feeds_server import limits  # noqa: E402
 from feeds_server.api.app import create_app  # noqa: E402
 from feeds_server.config import Settings  # noqa: E402
-from feeds_server.services import Services  # noqa: E402
+from feeds_server.runtime.services import Services  # noqa: E402
 from feeds_server.store.migrate import upgrade  # noqa: E402
 
 MODULES = [f"Module{i:02d}" for i in range(20)]
@@ -85,7 +85,7 @@ def batch(start: int, size: int, emails: list[str], stream: str = "") -> list[di
 
 
 def serve_gc() -> None:
-    """The collector settings of `feeds-server serve` (cli.py): what exists at start-up is never
+    """The collector settings of `feeds-server serve` (cli/main.py): what exists at start-up is never
     rescanned and young objects are collected less often. Without them a batch pays ~80 ms of full
     collections that the server does not."""
     gc.collect()

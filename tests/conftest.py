@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from feeds_server.api.app import create_app
 from feeds_server.config import Settings
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.base import Base
 from feeds_server.store.db import create_engine
 from feeds_server.store.migrate import upgrade

@@ -74,7 +74,7 @@ def main() -> int:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from feeds_server import cli
+    from feeds_server.cli import main as cli
     from feeds_server.api import app as app_module
 
     _count_disconnects()

@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feeds_server import tokens
+from feeds_server.secrets import tokens
 from feeds_server.actions import account_mail, audit
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import Conflict, NotFound, Unauthenticated
-from feeds_server.passwords import Passwords
-from feeds_server.services import Services
+from feeds_server.secrets.passwords import Passwords
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import AuthToken, Membership, Org, User
 from feeds_server.store.scope import account_session, allow_cross_org
 

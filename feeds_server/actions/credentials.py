@@ -18,7 +18,7 @@ from feeds_server.actions import account_mail, sessions
 from feeds_server.actions.accounts import account_transaction, find_user_by_email
 from feeds_server.domain import account_links
 from feeds_server.errors import Conflict, Forbidden, Gone
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import User
 from feeds_server.store.scope import account_session
 

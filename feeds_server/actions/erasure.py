@@ -38,7 +38,7 @@ from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import SOURCE_USER, group_channel, user_channel
 from feeds_server.domain.scrub import Person, scrub, scrub_text, search_terms
 from feeds_server.errors import NotFound
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.base import utcnow
 from feeds_server.store.events import append_event, take_committed_events
 from feeds_server.store.files import LocalFileStore

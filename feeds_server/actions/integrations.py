@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feeds_server import tokens
+from feeds_server.secrets import tokens
 from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
 from feeds_server.errors import Conflict

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feeds_server import limits, tokens
+from feeds_server import limits
+from feeds_server.secrets import tokens
 from feeds_server.actions import audit
 from feeds_server.actions.orgs import join_org, lock_user
 from feeds_server.domain import permissions as perms

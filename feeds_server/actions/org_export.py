@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions import audit
 from feeds_server.domain.audience import SOURCE_USER
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.archive import ArchiveWriter, ManifestWriter
 from feeds_server.store.base import utcnow
 from feeds_server.store.db import create_snapshot_engine, session_factory

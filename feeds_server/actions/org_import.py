@@ -49,7 +49,7 @@ from feeds_server.domain.audience import ORG, SOURCE_GROUP, SOURCE_USER, group_c
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.domain.remap import remap_channels, remap_followers, remap_record_ref, remap_text
 from feeds_server.errors import FeedsError
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.archive import TABLES, ArchiveError, ArchiveReader
 from feeds_server.store.bulk import insert_returning_ids
 from feeds_server.store.events import append_event, take_committed_events

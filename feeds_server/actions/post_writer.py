@@ -22,7 +22,7 @@ from typing import Any
 from feeds_server import limits
 from feeds_server.actions.posts import NewPost, write_posts
 from feeds_server.actions.views import post_views
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store import idempotency, post_rows
 from feeds_server.store.base import utcnow
 from feeds_server.store.driver import driver_connection, plain_instance

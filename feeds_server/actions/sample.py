@@ -15,7 +15,7 @@ from feeds_server.actions.records import RecordEvent, ingest
 from feeds_server.actions.rules import create_rule
 from feeds_server.domain.records import Followers
 from feeds_server.domain import permissions as perms
-from feeds_server.passwords import Passwords
+from feeds_server.secrets.passwords import Passwords
 from feeds_server.store.models import Group, Org, Profile, Role, Territory, TerritoryMember, User
 from feeds_server.store.scope import current_org
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.errors import NotFound
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import AuthToken
 
 

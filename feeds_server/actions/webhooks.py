@@ -35,7 +35,7 @@ from feeds_server.domain import egress, retry
 from feeds_server.errors import NotFound
 from feeds_server.notify import dead_letters
 from feeds_server.notify.webhook_client import webhook_client
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.events import append_event
 from feeds_server.store.models import Integration, IntegrationWebhook, Post, User, WebhookDelivery
 from feeds_server.store.scope import account_session

@@ -29,9 +29,9 @@ from feeds_server.realtime.endpoint import PATH as WS_PATH
 from feeds_server.realtime.endpoint import websocket_endpoint
 from feeds_server.realtime.hub import Hub
 from feeds_server.errors import FeedsError, InternalError
-from feeds_server.metrics import NodeState
-from feeds_server.ratelimit import create_limiter
-from feeds_server.services import Services
+from feeds_server.runtime.metrics import NodeState
+from feeds_server.ratelimit.limiter import create_limiter
+from feeds_server.runtime.services import Services
 
 log = logging.getLogger("feeds_server.api")
 
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return json_response({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        if request.app.state.draining:  # shutting down (feeds_server/shutdown.py): balancers look elsewhere
+        if request.app.state.draining:  # shutting down (feeds_server/runtime/shutdown.py): balancers look elsewhere
             return json_response({"status": "shutting_down"}, 503)
         try:
             async with services.engine.connect() as conn:

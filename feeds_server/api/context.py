@@ -11,7 +11,7 @@ from starlette.requests import Request
 
 from feeds_server.domain import permissions as perms
 from feeds_server.errors import Forbidden
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, User
 
 

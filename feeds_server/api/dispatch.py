@@ -17,7 +17,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from feeds_server import limits, logs, metrics, tokens
+from feeds_server import limits
+from feeds_server.runtime import logs, metrics
+from feeds_server.secrets import tokens
 from feeds_server.store import idempotency
 from feeds_server.actions import audit
 from feeds_server.api.context import Ctx, Deferred, Member
@@ -36,7 +38,7 @@ from feeds_server.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.callers import find_caller
 from feeds_server.store.events import NewEvent, take_committed_events
 from feeds_server.store.models import AuthToken, Integration, Membership, Org, Profile, User

@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from feeds_server import limits, metrics
+from feeds_server import limits
+from feeds_server.runtime import metrics
 from feeds_server.config import Settings
 
 log = logging.getLogger("feeds_server.api")

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from feeds_server import metrics
+from feeds_server.runtime import metrics
 from feeds_server.api.dispatch import error_response
 from feeds_server.domain import network
 from feeds_server.errors import Forbidden, NotFound
 from feeds_server.notify import dead_letters
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import EmailJob, WebhookDelivery
 from feeds_server.store.scope import account_session
 

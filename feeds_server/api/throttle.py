@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import math
 
-from feeds_server import metrics
+from feeds_server.runtime import metrics
 from feeds_server.api.context import Ctx
 from feeds_server.api.dispatch import request_address
 from feeds_server.actions.credentials import sign_in_refused_email
 from feeds_server.config import Settings
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import RateLimited
-from feeds_server.ratelimit import Checks, Limiter, Rate
+from feeds_server.ratelimit.limiter import Checks, Limiter, Rate
 
 
 class Rates:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased
 from feeds_server.notify import account_emails, dead_letters, outbox
 from feeds_server.notify.emails import invitation_email_from_payload, mention_email, sender, unsubscribe_token
 from feeds_server.notify.mailer import Mailer
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import Comment, EmailJob, Notification, NotificationSettings, Org, Post, User
 from feeds_server.store.scope import account_session
 

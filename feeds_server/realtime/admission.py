@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from feeds_server.domain import permissions as perms
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.driver import driver_connection
 from feeds_server.store.models import AuthToken, Membership, Profile
 from feeds_server.store.scope import driver_sees_org, org_on

@@ -23,7 +23,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from feeds_server import __version__, metrics
+from feeds_server import __version__
+from feeds_server.runtime import metrics
 from feeds_server.domain import network
 from feeds_server.realtime import conn_tokens
 from feeds_server.realtime import protocol as proto
@@ -31,7 +32,7 @@ from feeds_server.realtime.admission import Admitted
 from feeds_server.realtime.hub import Connection, Hub, RecoverRequests
 from feeds_server.realtime.wire import EXTENSION as WIRE
 from feeds_server.realtime.wire import WireProtocol, text_frame
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 
 log = logging.getLogger("feeds_server.realtime")
 

@@ -19,7 +19,7 @@ from feeds_server.store.events import NewEvent
 from feeds_server.store.models import ChannelHistory, Event, EventChannel, Org
 
 if TYPE_CHECKING:
-    from feeds_server.services import Services
+    from feeds_server.runtime.services import Services
 
 # At most this many publications are replayed on one channel; past that the client reloads.
 MAX_RECOVER = 10_000

@@ -22,14 +22,14 @@ import orjson
 from sqlalchemy import select
 
 from feeds_server import limits
-from feeds_server.metrics import DELIVERIES, DELIVERY_LATENCY, RECOVERED, RECOVERY_FAILED
+from feeds_server.runtime.metrics import DELIVERIES, DELIVERY_LATENCY, RECOVERED, RECOVERY_FAILED
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import OrgGraph
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.admission import Admissions
 from feeds_server.realtime.broker import Broker
 from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.events import NewEvent
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Event, Membership, Org, Profile

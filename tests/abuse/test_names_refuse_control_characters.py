@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from feeds_server import data_cli
+from feeds_server.cli import data as data_cli
 from feeds_server.actions import org_import
 from feeds_server.domain import names
 from feeds_server.domain.rulefile import parse_rule_file

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 import orjson
 
-from feeds_server import rules_cli
+from feeds_server.cli import rules as rules_cli
 from tests import factory
 
 RULE_FILE = '{"version": 1, "rules": [{"name": "Big", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 1}}]}'

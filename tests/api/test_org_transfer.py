@@ -12,7 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from feeds_server import data_cli
+from feeds_server.cli import data as data_cli
 from feeds_server.actions import org_export, org_import
 from feeds_server.actions.org_import import ImportRefused
 from feeds_server.store.models import Event

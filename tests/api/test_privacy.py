@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from feeds_server import data_cli
+from feeds_server.cli import data as data_cli
 from feeds_server.store.base import Base
 from feeds_server.store.models import Attachment, Event
 from feeds_server.store.scope import org_session

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds_server import rules_cli
+from feeds_server.cli import rules as rules_cli
 from tests import factory
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "rules" / "examples" / "high-value-deals.json"

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from feeds_server.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
+from feeds_server.cli.demo import DEMO_EMAIL, DEMO_PASSWORD, DEMO_SLUG
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, web_env
 from tests.server import ServerProcess, free_port
 

@@ -12,9 +12,9 @@ import pytest
 
 from feeds_server.api.app import create_app
 from feeds_server.config import Settings
-from feeds_server.ratelimit import Limiter
-from feeds_server.ratelimit_memory import MemoryLimiter
-from feeds_server.services import Services
+from feeds_server.ratelimit.limiter import Limiter
+from feeds_server.ratelimit.memory import MemoryLimiter
+from feeds_server.runtime.services import Services
 from tests.realtime.conftest import node_env, redis_url  # noqa: F401 - fixtures shared with tests/realtime
 from tests.server import ServerProcess
 
@@ -36,7 +36,7 @@ async def limiter(limiter_backend: str, request: pytest.FixtureRequest) -> Async
     if limiter_backend == "memory":
         yield MemoryLimiter()
         return
-    from feeds_server.ratelimit_redis import RedisLimiter
+    from feeds_server.ratelimit.redis import RedisLimiter
 
     redis_limiter = RedisLimiter(request.getfixturevalue("redis_url"), prefix())
     yield redis_limiter

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from feeds_server import ratelimit_redis
-from feeds_server.ratelimit import Rate, gcra
-from feeds_server.ratelimit_memory import MemoryLimiter
+from feeds_server.ratelimit import redis as ratelimit_redis
+from feeds_server.ratelimit.limiter import Rate, gcra
+from feeds_server.ratelimit.memory import MemoryLimiter
 from tests.ops.conftest import prefix
 
 
@@ -87,7 +87,7 @@ def test_gcra_tolerates_rounding_at_the_boundary():
 
 
 def test_memory_limiter_forgets_full_buckets_when_it_grows(monkeypatch):
-    from feeds_server import ratelimit_memory
+    from feeds_server.ratelimit import memory as ratelimit_memory
 
     monkeypatch.setattr(ratelimit_memory, "SWEEP_AT", 10)
     clock = [0.0]

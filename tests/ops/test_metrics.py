@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from feeds_server.api.app import create_app
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from tests import factory
 from tests.realtime.helpers import connection_token, org_with_reader
 

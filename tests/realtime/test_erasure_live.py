@@ -9,7 +9,7 @@ import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from feeds_server import data_cli
+from feeds_server.cli import data as data_cli
 from tests import factory
 from tests.realtime.helpers import Recorder, centrifuge_client, connection_token, org_with_reader
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from feeds_server.actions import accounts, orgs
 from feeds_server.actions.sample import load_sample_data
 from feeds_server.config import Settings
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import User
 from feeds_server.store.scope import account_session
 

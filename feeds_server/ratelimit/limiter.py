@@ -4,7 +4,7 @@ Each limit is a GCRA ("generic cell rate algorithm", a token bucket kept as one 
 `requests` per `seconds` means a burst of `requests` at once, then one more every
 `seconds / requests`, and `seconds` of quiet restore the whole burst. A refusal says how long to
 wait. Two implementations, chosen by `FEEDS_REDIS_URL` like the broker: in-process for one node
-(`ratelimit_memory.py`), Redis for several (`ratelimit_redis.py`, atomic Lua scripts). If Redis
+(`memory.py`), Redis for several (`redis.py`, atomic Lua scripts). If Redis
 cannot be reached the Redis limiter lets requests through: an outage must not stop posting.
 """
 
@@ -64,9 +64,9 @@ class Limiter(Protocol):
 def create_limiter(settings: Settings) -> Limiter:
     """Redis when `FEEDS_REDIS_URL` is set (several nodes share the counts), otherwise in-process."""
     if settings.redis_url:
-        from feeds_server.ratelimit_redis import RedisLimiter
+        from feeds_server.ratelimit.redis import RedisLimiter
 
         return RedisLimiter(settings.redis_url, settings.redis_prefix)
-    from feeds_server.ratelimit_memory import MemoryLimiter
+    from feeds_server.ratelimit.memory import MemoryLimiter
 
     return MemoryLimiter()

@@ -15,7 +15,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from feeds_server.ratelimit import EPSILON, Checks, Rate
+from feeds_server.ratelimit.limiter import EPSILON, Checks, Rate
 
 log = logging.getLogger("feeds_server.ratelimit")
 

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    from feeds_server.logs import configure
+    from feeds_server.runtime.logs import configure
 
     configure(settings.log_level)
 
@@ -75,17 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.describe(), indent=2))
         return 0
     if args.command == "notifier" and (args.failed or args.retry):
-        from feeds_server import notifier_cli
+        from feeds_server.cli import notifier
 
-        return asyncio.run(notifier_cli.failed(settings, args.retry or []))
+        return asyncio.run(notifier.failed(settings, args.retry or []))
     if args.command == "notifier":
         return asyncio.run(_notifier(settings, args.burst))
     if args.command == "rules":
-        from feeds_server import rules_cli
+        from feeds_server.cli import rules
 
         if args.rules_command == "validate":
-            return rules_cli.validate(args.file)
-        return asyncio.run(rules_cli.apply(settings, args.org, args.file))
+            return rules.validate(args.file)
+        return asyncio.run(rules.apply(settings, args.org, args.file))
     if args.command in ("export", "import", "user"):
         return asyncio.run(_data(settings, args))
     if args.command == "routes":
@@ -111,22 +111,22 @@ async def _migrate(settings: Settings) -> None:
 
 
 async def _data(settings: Settings, args: argparse.Namespace) -> int:
-    from feeds_server import data_cli
+    from feeds_server.cli import data
 
     if args.command == "export":
-        return await data_cli.export_org(settings, args.org, args.out)
+        return await data.export_org(settings, args.org, args.out)
     if args.command == "import":
-        return await data_cli.import_org(settings, args.org, args.archive, args.users, args.map_unknown_to)
+        return await data.import_org(settings, args.org, args.archive, args.users, args.map_unknown_to)
     if args.user_command == "export":
-        return await data_cli.export_user(settings, args.email, args.out)
-    return await data_cli.erase_user(settings, args.email, args.yes)
+        return await data.export_user(settings, args.email, args.out)
+    return await data.erase_user(settings, args.email, args.yes)
 
 
 async def _notifier(settings: Settings, burst: bool) -> int:
     import signal
 
     from feeds_server.notify import worker
-    from feeds_server.services import Services
+    from feeds_server.runtime.services import Services
 
     services = Services.build(settings)
     stop = asyncio.Event()
@@ -145,7 +145,7 @@ async def _notifier(settings: Settings, burst: bool) -> int:
 
 
 async def _demo(settings: Settings) -> None:
-    from feeds_server.demo import ensure_demo
+    from feeds_server.cli.demo import ensure_demo
 
     message = await ensure_demo(settings)
     print(message)
@@ -170,7 +170,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
-    from feeds_server.shutdown import GracefulServer
+    from feeds_server.runtime.shutdown import GracefulServer
 
     config = uvicorn.Config(
         app,
@@ -185,7 +185,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=False,
         server_header=False,
-        access_log=False,  # requests are logged as JSON with their request id (feeds_server/logs.py)
+        access_log=False,  # requests are logged as JSON with their request id (feeds_server/runtime/logs.py)
         log_config=None,
     )
     server = GracefulServer(config, settings.shutdown_timeout)

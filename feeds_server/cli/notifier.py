@@ -11,7 +11,7 @@ from __future__ import annotations
 from feeds_server.config import Settings
 from feeds_server.domain.names import one_line
 from feeds_server.notify import dead_letters
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 
 MAX_REASON_CHARS = 200
 

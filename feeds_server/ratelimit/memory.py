@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from feeds_server.ratelimit import Checks, Rate, gcra
+from feeds_server.ratelimit.limiter import Checks, Rate, gcra
 
 # Keys whose bucket is full again are dropped once the table grows past this.
 SWEEP_AT = 100_000

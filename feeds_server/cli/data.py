@@ -16,7 +16,7 @@ from sqlalchemy import select
 from feeds_server.config import Settings
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.errors import FeedsError
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import Org, User
 from feeds_server.store.scope import account_session
 

@@ -18,7 +18,7 @@ from feeds_server.config import Settings
 from feeds_server.domain.records import Followers
 from feeds_server.domain.rulefile import NamedFollowers, RuleSpec, parse_rule_file
 from feeds_server.errors import FeedsError, NotFound
-from feeds_server.services import Services
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import AutoFollowRule, Group, Membership, Org, Role, Territory, User
 from feeds_server.store.scope import org_session
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from feeds_server.config import Settings
 from feeds_server.notify.mailer import Mailer, create_mailer
-from feeds_server.passwords import Passwords
+from feeds_server.secrets.passwords import Passwords
 from feeds_server.store.base import utcnow
 from feeds_server.store.db import create_engine, session_factory
 from feeds_server.store.events import NewEvent
