@@ -26,11 +26,11 @@ import weakref
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from feeds_server import limits
 from feeds_server.runtime import metrics
 from feeds_server.config import Settings
+from feeds_server.runtime.uvicorn_parts import STATUS_LINE, HttpToolsProtocol
 
 log = logging.getLogger("feeds_server.api")
 

@@ -24,12 +24,16 @@ import struct
 from typing import Any
 from urllib.parse import unquote
 
-from uvicorn.protocols.utils import ClientDisconnected, get_client_addr, get_path_with_query_string
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from feeds_server.realtime.upgrade import Upgrade, parse_upgrade, switching_protocols
+from feeds_server.runtime.uvicorn_parts import (
+    ClientDisconnected,
+    WebSocketsSansIOProtocol,
+    get_client_addr,
+    get_path_with_query_string,
+)
 
 EXTENSION = "feeds.wire"
 
