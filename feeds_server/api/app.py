@@ -41,7 +41,7 @@ API_MODULES = ["accounts", "credentials", "sessions", "orgs", "invitations", "di
 
 # The busiest endpoints are matched first: Starlette tries routes in order, and a post would otherwise
 # be tried against some forty patterns before its own. No other route matches their paths, so the
-# order changes nothing else (tests/api/test_smoke.py checks it).
+# order changes nothing else (tests/api/test_app.py checks it).
 HOT_ROUTES = [("POST", "/api/v1/orgs/{slug}/posts"), ("GET", "/api/v1/orgs/{slug}/feed")]
 
 

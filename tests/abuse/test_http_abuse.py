@@ -1,11 +1,11 @@
 """HTTP abuse (issue 9): dead credentials, hostile uploads, hostile text and hostile pagination
 are refused with a 4xx and the error shape, never a 500, and leak nothing.
 
-Already covered elsewhere (not repeated here): no credentials → 401 (tests/api/test_foundation_bad_input.py),
+Already covered elsewhere (not repeated here): no credentials → 401 (tests/api/test_input_validation.py),
 ids out of range, malformed JSON, unknown fields, NUL in names (same file); declared sizes over the
 limit, `../` and control characters in a file name, HTML served as an attachment
 (tests/api/test_attachments_and_visibility.py); other orgs' ids on every endpoint
-(tests/api/test_foundation_matrix.py)."""
+(tests/api/test_isolation_matrix.py)."""
 
 from __future__ import annotations
 

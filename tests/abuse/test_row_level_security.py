@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from feeds_server.store.base import Base
 from feeds_server.store.models import Role
 from tests import factory
-from tests.api.test_foundation_matrix import _populated_org
+from tests.api.test_isolation_matrix import _populated_org
 
 rls = importlib.import_module("feeds_server.store.migrations.versions.0004_row_level_security")
 ORG_TABLES = sorted(t.name for t in Base.metadata.sorted_tables if "org_id" in t.c)

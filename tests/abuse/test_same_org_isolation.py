@@ -1,7 +1,7 @@
 """Private items of one's own org, from the route table (issue 9, F-POST-3, F-POST-4, F-POST-7):
 a member who is not in a group, and is neither party of a private message, gets 404 from every
 endpoint that names the group, the posts, their comments or their attachments, and changes
-nothing. Extends the cross-org matrix of tests/api/test_foundation_matrix.py to the same org."""
+nothing. Extends the cross-org matrix of tests/api/test_isolation_matrix.py to the same org."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 
 from feeds_server.domain import permissions as perms
 from tests import factory
-from tests.api.test_feed_core import team  # noqa: F401 - fixture
+from tests.api.test_posts_and_feed import team  # noqa: F401 - fixture
 from tests.api.routes_matrix import ep_id, example, fill, org_endpoints
 
 PRIVATE_KINDS = ("post_id", "comment_id", "attachment_id", "group_id")

@@ -11,7 +11,7 @@ from feeds_server import limits
 from feeds_server.store.models import Attachment, Post
 from feeds_server.store.scope import org_session
 from tests import factory
-from tests.api.test_feed_core import base, team  # noqa: F401 - fixture
+from tests.api.test_posts_and_feed import base, team  # noqa: F401 - fixture
 
 MiB = 1024 * 1024
 
