@@ -134,7 +134,8 @@ async def prepare_post(
 async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[dict]:
     """Store checked posts with their audience, mentions and files, queue their events and mention
     notifications; returns their views. Multi-row inserts: a batch costs a few statements, not a few
-    per post (actions/post_writer.py)."""
+    per post (actions/post_writer.py). The rows are those of PostgreSQL's driver path for a post
+    without mentions or files, as listed in store/post_rows.py."""
     org_id = current_org(session)
     rows = [
         {"org_id": org_id, "kind": i.kind, "author_id": i.author_id, "body": i.body, "group_id": i.group_id,

@@ -8,6 +8,19 @@ AUTOCOMMIT mode, so that one statement is one transaction: all rows commit toget
 
 Events keep the numbering of store/events.py: the `UPDATE orgs … RETURNING event_seq` takes the
 org row's lock and holds it until the statement commits, so an org's numbers follow commit order.
+
+The rows of a new post. This statement and the ORM path (actions/posts.py `write_posts`, which
+takes posts with mentions or files, and every post on SQLite) write the same rows for the same post;
+tests/api/test_post_rows.py writes one batch through each and compares them:
+- `posts`: kind, author, body, group, recipient, `created_at` = the request's time; `module` NULL,
+  `data` {}, `comment_count` 0 (the view of actions/post_writer.py `_views` assumes the same).
+- `post_audience`: one row per channel of the post, in channel order, `module` NULL, `created_at`
+  the post's.
+- `idempotency_keys`: when the request had a key, its first response, `created_at` the post's.
+- `events`: one `post.created` per post, actor the author, payload `{"post": <its view>}`,
+  `channels` the post's audience sorted; numbered from `orgs.event_seq` in the batch's order.
+- `event_channels`: one row per channel of each event, with its number and time.
+Only the ORM path writes `mentions`, `attachments` and the mention notifications.
 """
 
 from __future__ import annotations
