@@ -9,7 +9,7 @@ from pydantic import Field
 from feeds_server.actions import accounts, audit, invitations, orgs, sessions
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
-from feeds_server.api.dispatch import request_address
+from feeds_server.api.access import request_address
 from feeds_server.api.routing import PUBLIC, USER, Routes
 from feeds_server.api.schemas import Body, Email, Name, Password, Slug, Text
 from feeds_server.api.views import invitation_view, my_org_view, org_view, user_view

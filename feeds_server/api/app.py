@@ -17,7 +17,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from feeds_server.api import security_headers
-from feeds_server.api.dispatch import build_route, error_response, json_response
+from feeds_server.api.pipeline import build_route
+from feeds_server.api.responses import error_response, json_response
 from feeds_server.api.openapi import build_openapi
 from feeds_server.api.routing import Endpoint
 from feeds_server.api.scrape import metrics_endpoint

@@ -14,7 +14,7 @@ from feeds_server.actions import credentials
 from feeds_server.api import throttle
 from feeds_server.api.accounts import account_view
 from feeds_server.api.context import Ctx, Deferred
-from feeds_server.api.dispatch import request_address
+from feeds_server.api.access import request_address
 from feeds_server.api.routing import PUBLIC, USER, Routes
 from feeds_server.api.schemas import Body, Email, Password, Text
 

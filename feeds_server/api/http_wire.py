@@ -13,7 +13,7 @@ body) for ever. Each connection here is held to:
 
 Time bounds are met within a second (`Deadlines`: one sweep per process, not a timer per request).
 The application then never waits on a client for longer than these bounds, and reads bodies before
-it opens a database session (api/dispatch.py), so a slow client costs a socket and a timer only.
+it opens a database session (api/pipeline.py), so a slow client costs a socket and a timer only.
 """
 
 from __future__ import annotations

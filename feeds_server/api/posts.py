@@ -17,7 +17,8 @@ from feeds_server.actions.views import post_views
 from feeds_server.actions.post_writer import Remember, writer_for
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
-from feeds_server.api.dispatch import begin_idempotent, parse_json_body, read_json
+from feeds_server.api.idempotency_keys import begin_idempotent
+from feeds_server.api.inputs import parse_json_body, read_json
 from feeds_server.api.routing import Routes
 from feeds_server.api.schemas import Body, Id, Query, Text
 from feeds_server.api.uploads import read_upload

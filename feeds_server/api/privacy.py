@@ -11,7 +11,7 @@ from feeds_server.actions import erasure, orgs
 from feeds_server.actions.personal_data import personal_data
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
-from feeds_server.api.dispatch import request_address
+from feeds_server.api.access import request_address
 from feeds_server.api.routing import USER, Routes
 from feeds_server.api.schemas import Body, Text
 from feeds_server.domain import network

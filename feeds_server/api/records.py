@@ -13,7 +13,7 @@ from feeds_server.actions import records, webhooks
 from feeds_server.actions.records import RecordEvent
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import INTEGRATION, Routes
-from feeds_server.api.schemas import Body, Id, Line, PageQuery, Query, Text
+from feeds_server.api.schemas import Body, Id, Line, PageQuery, Text
 from feeds_server.domain import egress
 from feeds_server.domain import permissions as perms
 from feeds_server.errors import ValidationFailed

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feeds_server.runtime import metrics
-from feeds_server.api.dispatch import error_response
+from feeds_server.api.responses import error_response
 from feeds_server.domain import network
 from feeds_server.errors import Forbidden, NotFound
 from feeds_server.notify import dead_letters

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from feeds_server.actions import audit
 from feeds_server.api.context import Ctx
-from feeds_server.api.dispatch import request_address
+from feeds_server.api.access import request_address
 from feeds_server.api.routing import Routes
 from feeds_server.api.schemas import Body, Text
 from feeds_server.domain import network

@@ -12,7 +12,7 @@ import math
 
 from feeds_server.runtime import metrics
 from feeds_server.api.context import Ctx
-from feeds_server.api.dispatch import request_address
+from feeds_server.api.access import request_address
 from feeds_server.actions.credentials import sign_in_refused_email
 from feeds_server.config import Settings
 from feeds_server.domain.orgs import normalize_email

@@ -4,7 +4,7 @@ on the driver connection: store/driver.py), read together with the other request
 The busiest endpoints (posting, reading the feed: `reads_only` in api/routing.py) first need the
 token, its user, the org named in the path, the membership and its profile. Through the ORM that
 lookup costs about a third of a millisecond of CPU, as much as the rest of the request; here it is
-the same join as api/dispatch.py's `_CALLER` sent straight to the driver, and the row becomes
+the same join as api/access.py's `_CALLER` sent straight to the driver, and the row becomes
 detached model instances. The caller of `find_caller` makes the same checks either way.
 """
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from feeds_server.api.app import create_app
-from feeds_server.api.dispatch import build_route
+from feeds_server.api.pipeline import build_route
 from feeds_server.api.routing import PUBLIC, Endpoint
 from feeds_server.runtime.services import Services
 from tests import factory

@@ -15,7 +15,7 @@ def test_the_routes_matched_first_share_their_paths_with_no_other_route():
     from starlette.routing import Match
 
     from feeds_server.api.app import HOT_ROUTES, all_endpoints
-    from feeds_server.api.dispatch import build_route
+    from feeds_server.api.pipeline import build_route
 
     endpoints = all_endpoints()
     assert {(ep.method, ep.path) for ep in endpoints} >= set(HOT_ROUTES)
