@@ -19,18 +19,9 @@ from feeds_server.domain.audience import ORG, user_channel
 from feeds_server.store.base import utcnow
 from feeds_server.store.models import Event, EventChannel, IdempotencyKey, Post, PostAudience
 from feeds_server.store.scope import org_session
-from tests import factory
+from tests.api.test_post_writer import pair  # noqa: F401 - fixture: an org of two
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # the driver path runs on PostgreSQL only
-
-
-@pytest.fixture
-async def pair(client, settings):  # type: ignore[no-untyped-def]
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
-    ann = await factory.sign_up(client, factory.unique("Ann"))
-    await factory.invite_and_join(owner, org["slug"], ann, settings.mail_dir)
-    return owner, ann, org
 
 
 def _items(owner: Any, ann: Any) -> list[NewPost]:
