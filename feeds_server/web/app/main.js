@@ -147,10 +147,19 @@ function showError(err, slug) {
     h('p', {}, h('a', { href: slug ? `#/org/${encodeURIComponent(slug)}/feed` : '#/orgs' }, slug ? 'Back to the feed' : 'Your orgs'))));
 }
 
-async function refreshUnread() {
+// Live changes to the count seen so far: a read of the count that one overtook is stale.
+let unreadChanges = 0;
+
+async function refreshUnread(tries = 3) {
   if (!session.org) return;
+  const slug = session.org.slug;
+  const seen = unreadChanges;
   try {
-    const { unread: count } = await api.get(`/orgs/${encodeURIComponent(session.org.slug)}/notifications/unread-count`);
+    const { unread: count } = await api.get(`/orgs/${encodeURIComponent(slug)}/notifications/unread-count`);
+    if (!session.org || session.org.slug !== slug) return;
+    // A notification that arrived live while the count was read may or may not be in it: read again
+    // (it is committed before it is published, so the next read has it).
+    if (unreadChanges !== seen && tries > 1) return refreshUnread(tries - 1);
     setUnread(count);
   } catch { /* the bell keeps its number */ }
 }
@@ -166,9 +175,13 @@ function setUnread(count) {
 
 // The bell counts live, whatever page is open.
 live.onEvent((data) => {
-  if (data.type === 'notifications.created') setUnread(unread + data.payload.notifications.length);
-  else if (data.type === 'notifications.read') setUnread(data.payload.unread);
-  else if (data.type === 'live.reload') refreshUnread();
+  if (data.type === 'notifications.created') {
+    unreadChanges += 1;
+    setUnread(unread + data.payload.notifications.length);
+  } else if (data.type === 'notifications.read') {
+    unreadChanges += 1;
+    setUnread(data.payload.unread);
+  } else if (data.type === 'live.reload') refreshUnread();
   else if (data.type === 'live.resumed') {
     const n = data.count;
     if (data.reloaded) toast('Back online. Too much happened while you were away to replay, so the page was reloaded.');
