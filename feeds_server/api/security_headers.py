@@ -23,12 +23,11 @@ def header_list(settings: Settings) -> list[tuple[bytes, bytes]]:
 
 def adding(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
     """`send`, adding `extra` to the response's headers where the response does not set them."""
-    names = {name for name, _ in extra}
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", []))
-            present = {name.lower() for name, _ in headers} & names
+            present = {name.lower() for name, _ in headers}
             message["headers"] = headers + [h for h in extra if h[0] not in present]
         await send(message)
 
