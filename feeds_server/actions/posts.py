@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,6 +99,33 @@ class NewPost:
     now: datetime
     # The author's name as read with the request, so the batch need not read it again.
     author_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A post as its author sends it: to the org, a group (`group_id`), one person (`recipient_id`),
+    or the author alone (`private`), with files already in storage."""
+
+    body: str
+    group_id: int | None = None
+    recipient_id: int | None = None
+    private: bool = False
+    files: Sequence[StoredFile] = ()
+
+    @property
+    def to_org(self) -> bool:
+        return self.group_id is None and self.recipient_id is None and not self.private
+
+
+async def check_post(session: Callable[[], AsyncSession], author: Reader, draft: Draft, now: datetime) -> NewPost:
+    """Check a new post and settle who sees it; writes nothing (the org's writer does,
+    actions/post_writer.py). `session` is called only if the post needs the database: a status post
+    to the org without mentions or files does not, and opening a session costs about what a query does."""
+    if draft.to_org and not draft.files:
+        item = prepare_status_post(author, draft.body, now)
+        if item is not None:
+            return item
+    return await prepare_post(session(), author, draft.body, now, draft.group_id, draft.recipient_id, draft.private, draft.files)
 
 
 def prepare_status_post(author: Reader, body: str, now: datetime) -> NewPost | None:

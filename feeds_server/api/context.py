@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from feeds_server.actions.posts import StoredFile
 from feeds_server.domain import permissions as perms
 from feeds_server.errors import Forbidden
 from feeds_server.runtime.services import Services
@@ -58,6 +59,8 @@ class Ctx:
     path: dict[str, Any]
     body: Any = None
     query: Any = None
+    # The files of an upload (an endpoint with `files`), already in storage (api/uploads.py).
+    files: tuple[StoredFile, ...] = ()
     user: User | None = None
     token: AuthToken | None = None
     org: Org | None = None

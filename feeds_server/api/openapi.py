@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from feeds_server import __version__
+from feeds_server import __version__, limits
 from feeds_server.api.routing import INTEGRATION, PUBLIC, Endpoint
 
 ERROR_SCHEMA = {
@@ -64,8 +64,18 @@ def _operation(ep: Endpoint, components: dict[str, Any]) -> dict[str, Any]:
             )
     if ep.body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(ep.body, components)}}}
-    if ep.raw_body:
-        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object"}}}}
+    if ep.files:
+        op["requestBody"]["content"]["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {
+                    "message": {"type": "string", "description": f"the body as JSON ({ep.body.__name__})"},  # type: ignore[union-attr]
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}, "maxItems": limits.MAX_FILES_PER_POST},
+                },
+            },
+            "encoding": {"message": {"contentType": "application/json"}},
+        }
     return op
 
 

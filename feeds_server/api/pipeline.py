@@ -1,10 +1,12 @@
-"""Turns an `Endpoint` into a Starlette route: its body read, its caller checked, its input parsed,
-its handler run in one transaction, its events published after commit, its errors in one shape.
+"""Turns an `Endpoint` into a Starlette route: its body read, its caller checked, its declared checks
+run, its input parsed, its handler run in one transaction, its events published after commit, its
+errors in one shape.
 
-The order matters: the body is read before any session opens (a slow client holds nothing another
-request waits for), and who is calling is settled before the body is parsed (a stranger learns
-nothing from validation errors). Callers: api/access.py; input: api/inputs.py; answers:
-api/responses.py; retries: api/idempotency_keys.py.
+The order matters: a JSON body is read before any session opens (a slow client holds nothing another
+request waits for); who is calling is settled before the body is parsed (a stranger learns nothing
+from validation errors); an upload's files are read only after its caller and rate limits are known.
+Callers: api/access.py; input: api/inputs.py and api/uploads.py; answers: api/responses.py;
+retries: api/idempotency_keys.py.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from feeds_server.api.access import authorize, request_address
 from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.idempotency_keys import begin_idempotent, canonical
 from feeds_server.api.inputs import parse_json_body, parse_query, path_params, read_body, read_json
+from feeds_server.api import throttle
+from feeds_server.api.uploads import Upload, file_store, is_upload, read_message_and_files
 from feeds_server.api.responses import error_response, json_response
 from feeds_server.api.routing import Endpoint
 from feeds_server.errors import Conflict, FeedsError, InternalError, RequestTimeout
@@ -72,7 +76,7 @@ def build_route(endpoint: Endpoint) -> Route:
         services: Services = request.app.state.services
         try:
             try:
-                if endpoint.body is not None and not endpoint.raw_body:
+                if endpoint.body is not None and not (endpoint.files and is_upload(request)):
                     # Before any session opens: a client that sends its body slowly holds no
                     # connection, transaction or lock (api/http_wire.py bounds how slowly).
                     await read_body(request)
@@ -106,7 +110,7 @@ def _request_id(raw: str) -> str:
 
 async def _run(endpoint: Endpoint, request: Request, services: Services) -> Response:
     path = path_params(request)
-    if endpoint.reads_only and (endpoint.raw_body or not services.settings.is_sqlite):
+    if endpoint.reads_only and (endpoint.files or not services.settings.is_sqlite):
         # Uploads too on SQLite: the caller is checked in a session of its own that closes before
         # the files are read, so the write lock is not held while they arrive.
         return await _run_on_demand(endpoint, request, services, path)
@@ -186,33 +190,68 @@ async def _undo(ctx: Ctx) -> None:
 
 
 async def _in_transaction(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services, begin: bool = True) -> Response | Deferred:
-    """Authorize, then read the input, run the handler and render its response, in one transaction
-    (`begin=False`: the caller commits the session, if one was opened).
+    """Authorize, run the endpoint's checks, then read the input, run the handler and render its
+    response, in one transaction (`begin=False`: the caller commits the session, if one was opened).
 
-    Who is calling is settled before the body is read: a stranger learns nothing from validation errors.
+    Who is calling is settled before the body is parsed: a stranger learns nothing from validation
+    errors. An upload's files are read only then, after its rate limits.
     """
     async with ctx.session.begin() if begin else contextlib.nullcontext():
         await authorize(ctx, endpoint)
-        body = None
-        if endpoint.body is not None and not endpoint.raw_body:
-            body = ctx.body = parse_json_body(await read_json(request), endpoint.body)
+        for check in endpoint.checks:
+            await check(ctx)
+        upload: Upload | None = None
+        if endpoint.files and is_upload(request):
+            await throttle.uploading(ctx)
+            ctx.body, upload = await read_message_and_files(request, file_store(services), endpoint.body)  # type: ignore[arg-type]
+            ctx.files = tuple(upload.files)
+        elif endpoint.body is not None:
+            ctx.body = parse_json_body(await read_json(request), endpoint.body)
         if endpoint.query is not None:
             ctx.query = parse_query(request, endpoint.query)
-        key = request.headers.get("idempotency-key") if endpoint.idempotent else None
-        if key is not None and body is not None:
-            stored = await begin_idempotent(ctx, key, idempotency.fingerprint(request.url.path, canonical(body)))
-            if stored is not None:
-                return stored
-        result = await endpoint.handler(ctx)
-        if isinstance(result, Deferred):
-            return result
-        if isinstance(result, Response):
-            response = result
-        elif result is None:
-            response = Response(status_code=204)
-        else:
-            response = json_response(result, endpoint.status)
-        if ctx.idempotency is not None and ctx.member is not None:
-            key, print_ = ctx.idempotency
-            idempotency.remember(ctx.session, ctx.member.user_id, key, print_, response.status_code, bytes(response.body), services.clock())
+        try:
+            return await _handle(ctx, endpoint, request, services, upload)
+        except BaseException:
+            if upload is not None:
+                upload.discard()
+            raise
+
+
+async def _handle(ctx: Ctx, endpoint: Endpoint, request: Request, services: Services, upload: Upload | None) -> Response | Deferred:
+    """Answer a retried request from its stored response, else run the handler and render its result."""
+    key = request.headers.get("idempotency-key") if endpoint.idempotent else None
+    if key is not None and ctx.body is not None:
+        digests = [f.sha256 for f in upload.files] if upload is not None else []
+        stored = await begin_idempotent(ctx, key, idempotency.fingerprint(request.url.path, canonical(ctx.body), *digests))
+        if stored is not None:
+            if upload is not None:
+                upload.discard()
+            return stored
+    result = await endpoint.handler(ctx)
+    if upload is not None:
+        _keep_files(ctx, upload)
+    if isinstance(result, Deferred):
+        return result
+    if isinstance(result, Response):
+        response = result
+    elif result is None:
+        response = Response(status_code=204)
+    else:
+        response = json_response(result, endpoint.status)
+    if ctx.idempotency is not None and ctx.member is not None:
+        key, print_ = ctx.idempotency
+        idempotency.remember(ctx.session, ctx.member.user_id, key, print_, response.status_code, bytes(response.body), services.clock())
     return response
+
+
+def _keep_files(ctx: Ctx, upload: Upload) -> None:
+    """The handler accepted the files: move them under their final keys before the database commit
+    refers to them, and remove them if that commit, or a deferred write, does not happen."""
+    upload.commit()
+    store = file_store(ctx.services)
+
+    async def remove_files() -> None:
+        for f in upload.files:
+            await store.delete(f.storage_key)
+
+    ctx.on_rollback(remove_files)

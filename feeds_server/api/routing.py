@@ -1,8 +1,9 @@
 """Endpoint declarations: one table of routes from which Starlette routes and OpenAPI are built.
 
-An endpoint says its method, path, who may call it, and its body and query models. The wrapper
-authenticates, resolves the org from the path, parses input, runs the handler inside one
-transaction, publishes the transaction's events after commit, and maps errors to one JSON shape.
+An endpoint says its method, path, who may call it, the checks it runs before its input is parsed,
+and its body and query models. The pipeline (api/pipeline.py) authenticates, resolves the org from
+the path, runs the checks, parses the input, runs the handler inside one transaction, publishes the
+transaction's events after commit, and maps errors to one JSON shape: a handler holds only its work.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 from pydantic import BaseModel
 
 Handler = Callable[..., Awaitable[Any]]
+# A check run once the caller is known and before the input is parsed (e.g. a rate limit): a
+# request it refuses costs no parsing, and one whose body is invalid still counts.
+Check = Callable[..., Awaitable[None]]
 
 # Who may call an endpoint.
 PUBLIC = "public"  # anyone
@@ -35,11 +39,17 @@ class Endpoint:
     status: int = 200
     summary: str = ""
     tag: str = ""
-    raw_body: bool = False  # the handler reads the request stream itself (uploads)
+    # Also accepts multipart/form-data: the body as a JSON `message` part and up to five `files`
+    # parts, stored before the handler runs (api/uploads.py); the handler finds them in `ctx.files`.
+    files: bool = False
+    checks: tuple[Check, ...] = ()
     idempotent: bool = False  # honours the Idempotency-Key header (create endpoints)
     # The request's own transaction only reads (its writes are Deferred to a writer): on PostgreSQL
     # its statements run without BEGIN and COMMIT, which READ COMMITTED makes no less consistent.
     reads_only: bool = False
+
+    def __post_init__(self) -> None:
+        assert not self.files or self.body is not None, f"{self.path}: an endpoint that takes files needs a body model"
 
     @property
     def path_params(self) -> list[str]:

@@ -11,6 +11,7 @@ import hashlib
 import unicodedata
 from dataclasses import dataclass, field
 
+from pydantic import BaseModel
 from python_multipart import MultipartParser
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
@@ -19,7 +20,9 @@ from starlette.requests import Request
 from feeds_server import limits
 from feeds_server.actions.posts import StoredFile
 from feeds_server.domain import names
+from feeds_server.api.inputs import parse_json_body
 from feeds_server.errors import BadRequest, LimitExceeded, PayloadTooLarge, ValidationFailed
+from feeds_server.runtime.services import Services
 from feeds_server.store.files import LocalFileStore, TempFile
 
 MESSAGE_PART = "message"
@@ -166,6 +169,26 @@ class _Reader:
         self.ended = True
 
 
+def file_store(services: Services) -> LocalFileStore:
+    return LocalFileStore(services.settings.files_dir)
+
+
+def is_upload(request: Request) -> bool:
+    """Whether the request is multipart (an endpoint that takes files reads it as an upload)."""
+    return request.headers.get("content-type", "").startswith("multipart/")
+
+
+async def read_message_and_files(request: Request, store: LocalFileStore, model: type[BaseModel]) -> tuple[BaseModel, Upload]:
+    """The `message` part parsed against the endpoint's body model, and the files, in temporary
+    storage until `Upload.commit`; nothing is left behind when either is refused."""
+    upload = await read_upload(request, store)
+    try:
+        return parse_json_body(upload.message, model), upload
+    except BaseException:
+        upload.discard()
+        raise
+
+
 async def read_upload(request: Request, store: LocalFileStore) -> Upload:
     """Parse `message` (JSON) and up to five `files` parts; raise on the first limit crossed."""
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
@@ -221,4 +244,4 @@ def _result(reader: _Reader) -> Upload:
     return Upload(bytes(messages[0].data), stored, [p.temp for p in files if p.temp is not None])
 
 
-__all__ = ["Upload", "read_upload", "safe_content_type", "safe_filename"]
+__all__ = ["Upload", "file_store", "is_upload", "read_message_and_files", "read_upload", "safe_content_type", "safe_filename"]
