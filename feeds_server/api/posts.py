@@ -13,6 +13,7 @@ from starlette.responses import StreamingResponse
 from feeds_server import limits
 from feeds_server.actions import posts
 from feeds_server.actions.posts import Reader
+from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.actions.views import post_views
 from feeds_server.actions.post_writer import Remember, writer_for
 from feeds_server.api import throttle
@@ -81,7 +82,9 @@ def _written(ctx: Ctx, item: posts.NewPost) -> Deferred:
 async def get_post(ctx: Ctx) -> dict[str, Any]:
     """One post with its latest comments, if the caller may see it."""
     post, _ = await posts.visible_post(ctx.session, reader(ctx), ctx.path["post_id"])
-    return {"post": (await post_views(ctx.session, [post]))[0]}
+    view = (await post_views(ctx.session, [post]))[0]
+    await mark_for_reader(ctx.session, ctx.me.user_id, [view])
+    return {"post": view}
 
 
 @routes.delete("/api/v1/orgs/{slug}/posts/{post_id:int}", permission=FEED, status=204)
@@ -112,6 +115,7 @@ async def list_comments(ctx: Ctx) -> dict[str, Any]:
     """Comments, oldest first; pass the last id seen as `after` for the next page."""
     q: CommentsQuery = ctx.query
     items = await posts.list_comments(ctx.session, reader(ctx), ctx.path["post_id"], q.after, q.limit + 1)
+    await mark_for_reader(ctx.session, ctx.me.user_id, comments=items[: q.limit])
     return {"comments": items[: q.limit], "next_after": items[q.limit - 1]["id"] if len(items) > q.limit else None}
 
 

@@ -8,10 +8,13 @@ from feeds_server.store.models.feed import (
     Group,
     GroupSource,
     IdempotencyKey,
+    ItemVersion,
     Mention,
     Post,
     PostAudience,
+    PreviewJob,
 )
+from feeds_server.store.models.marks import Pin, Reaction, SavedItem
 from feeds_server.store.models.identity import AuthToken, User
 from feeds_server.store.models.notify import EmailJob, Notification, NotificationSettings
 from feeds_server.store.models.records import (
@@ -49,6 +52,11 @@ __all__ = [
     "Group",
     "GroupSource",
     "IdempotencyKey",
+    "ItemVersion",
+    "Pin",
+    "PreviewJob",
+    "Reaction",
+    "SavedItem",
     "Mention",
     "Notification",
     "NotificationSettings",

@@ -50,6 +50,8 @@ class Post(OrgOwned, Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # F-POST-9: when the author last changed the text (None: never edited); versions in ItemVersion.
+    edited_at: Mapped[datetime | None]
 
 
 class PostAudience(OrgOwned, Base):
@@ -99,6 +101,27 @@ class Comment(OrgOwned, Base):
     body: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    edited_at: Mapped[datetime | None]
+
+
+class ItemVersion(OrgOwned, Base):
+    """A text a post or comment had before an edit replaced it (F-POST-9): the history lists these
+    with the current text. `comment_id` is None for a post's own versions."""
+
+    __tablename__ = "item_versions"
+    __table_args__ = (Index("ix_item_versions_item", "org_id", "post_id", "comment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    post_id: Mapped[int] = mapped_column(BigId, ForeignKey("posts.id", ondelete="CASCADE"))
+    comment_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("comments.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    # When this text was written (the item's creation or the edit before), and the edit that replaced it.
+    written_at: Mapped[datetime]
+    replaced_at: Mapped[datetime]
+    replaced_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
+    # Moderation: an admin may hide a version; the history then shows that it existed, not its text.
+    hidden_at: Mapped[datetime | None]
+    hidden_by_user_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Attachment(OrgOwned, Base):
@@ -113,6 +136,33 @@ class Attachment(OrgOwned, Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A thumbnail made by the worker for images and PDFs: None (no preview for this type),
+    # "pending", "ready" or "failed" (a bomb, a broken file: the reason is on the job).
+    preview_state: Mapped[str | None] = mapped_column(String(16))
+    preview_key: Mapped[str | None] = mapped_column(String(128))
+    preview_width: Mapped[int | None] = mapped_column(Integer)
+    preview_height: Mapped[int | None] = mapped_column(Integer)
+    # The original image's size in pixels, or for a PDF its page count.
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+
+
+class PreviewJob(OrgOwned, Base):
+    """A thumbnail to make, written with its attachment (the outbox pattern of email_jobs):
+    `status` pending → working (leased) → done, or failed with the reason."""
+
+    __tablename__ = "preview_jobs"
+    __table_args__ = (Index("ix_preview_jobs_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    attachment_id: Mapped[int] = mapped_column(BigId, ForeignKey("attachments.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    leased_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

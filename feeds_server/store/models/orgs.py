@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from feeds_server import limits
@@ -35,6 +35,9 @@ class Org(Base):
     rt_epoch: Mapped[str] = mapped_column(String(16), default=lambda: secrets.token_hex(4))
     # F-FEED-5: modules whose updates the admin unticked; they appear in no feed.
     disabled_modules: Mapped[list[Any]] = mapped_column(default=list)
+    # F-POST-9: how long after writing a post or comment its author may edit it, in seconds;
+    # None is unlimited, 0 turns editing off.
+    edit_window_seconds: Mapped[int | None] = mapped_column(Integer)
 
 
 class Membership(OrgOwned, Base):
