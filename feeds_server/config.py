@@ -125,6 +125,7 @@ class Settings:
     rate_signins_per_account: tuple[int, int] = limits.RATE_SIGNINS_PER_ACCOUNT
     rate_signups_per_ip: tuple[int, int] = limits.RATE_SIGNUPS_PER_IP
     rate_account_emails: tuple[int, int] = limits.RATE_ACCOUNT_EMAILS
+    rate_reactions_per_user: tuple[int, int] = limits.RATE_REACTIONS_PER_USER
     ws_connections_per_user: int = limits.MAX_WS_CONNECTIONS_PER_USER
 
     @classmethod
@@ -192,6 +193,7 @@ class Settings:
             rate_signins_per_account=_env_rate("FEEDS_RATE_SIGNINS_PER_ACCOUNT", limits.RATE_SIGNINS_PER_ACCOUNT),
             rate_signups_per_ip=_env_rate("FEEDS_RATE_SIGNUPS_PER_IP", limits.RATE_SIGNUPS_PER_IP),
             rate_account_emails=_env_rate("FEEDS_RATE_ACCOUNT_EMAILS", limits.RATE_ACCOUNT_EMAILS),
+            rate_reactions_per_user=_env_rate("FEEDS_RATE_REACTIONS_PER_USER", limits.RATE_REACTIONS_PER_USER),
             ws_connections_per_user=_env_int("FEEDS_WS_CONNECTIONS_PER_USER", limits.MAX_WS_CONNECTIONS_PER_USER),
         )
 

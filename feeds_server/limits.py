@@ -18,6 +18,9 @@ TRIAL_LENGTH = timedelta(days=15)
 # F-POST-2: a message must be shorter than 32,000 code points.
 MAX_POST_CHARS = 31_999
 
+# F-POST-9: the longest edit window an org may set, in seconds (ten years; null is unlimited).
+MAX_EDIT_WINDOW_SECONDS = 10 * 365 * 24 * 3600
+
 # F-POST-7: attachments per message.
 MAX_FILES_PER_POST = 5
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -36,6 +39,13 @@ MAX_RECORD_EVENTS_PER_BATCH = 500
 # Pagination: default and cap of every listing.
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
+
+# Search (F-SEARCH): the query's length and its words and phrase words, each a condition of the index scan.
+MAX_SEARCH_QUERY_CHARS = 500
+MAX_SEARCH_WORDS = 16
+# Search ranks the newest matches a reader may see, this many at a time (a window); older matches
+# come in the next window, reached through the same cursor.
+SEARCH_RANK_WINDOW = 1_000
 
 # Plain text fields that are not messages.
 MAX_NAME_CHARS = 200
@@ -58,6 +68,16 @@ POST_BATCH_MAX = 200
 
 # Mentions in one message (a sanity cap; the spec sets none).
 MAX_MENTIONS_PER_POST = 100
+
+# Posts pinned at the top of the org feed, and at the top of each group's feed.
+MAX_PINS_PER_PLACE = 5
+
+# Reactions: distinct emojis on one item (a 21st is refused), the longest emoji sequence taken (in
+# code points, the width of `reactions.emoji`), and the window in which a burst of reaction changes
+# on one org's items reaches clients as one publication per item (realtime/hub.py).
+MAX_REACTIONS_PER_ITEM = 20
+MAX_REACTION_EMOJI_CHARS = 32
+REACTION_MERGE_SECONDS = 0.25
 
 # Request bodies that are JSON (uploads have their own limits above).
 MAX_JSON_BODY_BYTES = 1024 * 1024
@@ -116,6 +136,23 @@ WEBHOOK_CLAIM_BATCH = 50
 # How old a signed call may be when the CRM checks it (docs/records.md); the sender stamps it.
 WEBHOOK_SIGNATURE_MAX_AGE_SECONDS = 300
 
+# File previews (notify/previews.py): thumbnails fit in a square of this side; an image whose
+# header claims more pixels is refused before any decoding (a decompression bomb); each file is
+# decoded in a child process killed past the timeout, with its address space capped. A claim takes
+# few jobs, so that its lease outlives them all at PREVIEW_CONCURRENCY files at a time.
+PREVIEW_MAX_SIDE = 320
+PREVIEW_MAX_PIXELS = 50_000_000
+PREVIEW_TIMEOUT_SECONDS = 10.0
+PREVIEW_MEMORY_BYTES = 1024 * 1024 * 1024
+PREVIEW_CONCURRENCY = 2
+PREVIEW_CLAIM_BATCH = 4
+PREVIEW_LEASE_SECONDS = 120
+PREVIEW_MAX_ATTEMPTS = 5
+PREVIEW_RETRY_BASE_SECONDS = 2.0
+PREVIEW_RETRY_MAX_SECONDS = 600.0
+# How long a browser may keep a thumbnail it fetched (it never changes under its URL).
+PREVIEW_CACHE_SECONDS = 3600
+
 # Rate limits (docs/operations.md, "Rate limits"), each (requests, seconds): a burst of `requests`
 # at once, then one more every seconds/requests; `seconds` without a request restores the whole
 # burst. Posting counts posts, comments and messages together; an upload is a post with files.
@@ -132,5 +169,7 @@ RATE_SIGNINS_PER_ACCOUNT_ADDRESS = (10, 900)
 RATE_SIGNINS_PER_ACCOUNT = (100, 900)
 RATE_SIGNUPS_PER_IP = (20, 3600)
 RATE_ACCOUNT_EMAILS = (5, 3600)
+# Reaction toggles of one user (each is an event): far above any person's clicking.
+RATE_REACTIONS_PER_USER = (120, 60)
 # Open WebSocket connections per login, over every org and node (0: no cap).
 MAX_WS_CONNECTIONS_PER_USER = 20

@@ -159,3 +159,19 @@ async def invite_and_join(admin: Actor, slug: str, member: Actor, mail_dir: Path
     r = await member.post("/api/v1/invitations/accept", json={"token": token})
     assert r.status_code == 200, r.text
     return r.json()
+
+
+async def team(client: httpx.AsyncClient, mail_dir: Path) -> tuple[Actor, Actor, Actor, dict[str, Any]]:
+    """An org with its owner (admin) and two members, Ann and Bob."""
+    owner = await sign_up(client, unique("Owner"))
+    org = await create_org(owner)
+    ann = await sign_up(client, unique("Ann"))
+    bob = await sign_up(client, unique("Bob"))
+    for member in (ann, bob):
+        await invite_and_join(owner, org["slug"], member, mail_dir)
+    return owner, ann, bob, org
+
+
+def org_path(org: dict[str, Any]) -> str:
+    """The API prefix of an org's routes."""
+    return f"/api/v1/orgs/{org['slug']}"

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Text, and_, cast, delete, or_, select, tuple_, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feeds_server.actions import audit
+from feeds_server.actions import audit, edits, reactions
 from feeds_server.actions.orgs import delete_org
 from feeds_server.actions.posts import RECORD
 from feeds_server.domain import permissions as perms
@@ -62,10 +62,12 @@ from feeds_server.store.models import (
     Notification,
     NotificationSettings,
     Org,
+    Pin,
     Post,
     PostAudience,
     Profile,
     Record,
+    SavedItem,
     TerritoryMember,
     User,
     WebhookDelivery,
@@ -83,6 +85,8 @@ class OrgErasure:
     posts: int = 0
     comments: int = 0
     file_keys: list[str] = field(default_factory=list)
+    # The thumbnails of those files (notify/previews.py): removed with them, not counted as files.
+    preview_keys: list[str] = field(default_factory=list)
     org_deleted: bool = False
     new_super_admin: int | None = None
 
@@ -112,6 +116,7 @@ async def erase_in_org(
         successor = await _successor(session, person.user_id)
         if successor is None and delete_if_alone:
             done.file_keys = await _all_file_keys(session)
+            done.preview_keys = await _preview_keys(session, None)
             await delete_org(session, org)
             done.org_deleted = True
             return done
@@ -154,6 +159,19 @@ async def _all_file_keys(session: AsyncSession) -> list[str]:
     return list((await session.execute(select(Attachment.storage_key))).scalars())
 
 
+async def org_file_keys(session: AsyncSession) -> list[str]:
+    """Every stored file of the session's org and every thumbnail of one: what goes when the org does."""
+    return await _all_file_keys(session) + await _preview_keys(session, None)
+
+
+async def _preview_keys(session: AsyncSession, post_ids: list[int] | None) -> list[str]:
+    """The thumbnails of the given posts' files (of every file of the org when None)."""
+    stmt = select(Attachment.preview_key).where(Attachment.preview_key.is_not(None))
+    if post_ids is not None:
+        stmt = stmt.where(Attachment.post_id.in_(post_ids))
+    return list((await session.execute(stmt)).scalars())
+
+
 async def _channels_of(session: AsyncSession, post_ids: set[int] | list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     rows = await session.execute(select(PostAudience.post_id, PostAudience.channel).where(PostAudience.post_id.in_(list(post_ids))))
@@ -169,6 +187,7 @@ async def _delete_posts(session: AsyncSession, person: Person, actor_id: int | N
     while ids := list((await session.execute(select(Post.id).where(theirs).order_by(Post.id).limit(BATCH))).scalars()):
         channels = await _channels_of(session, ids)
         done.file_keys += (await session.execute(select(Attachment.storage_key).where(Attachment.post_id.in_(ids)))).scalars()
+        done.preview_keys += await _preview_keys(session, ids)
         await session.execute(delete(Post).where(Post.id.in_(ids)))
         for post_id in ids:
             append_event(session, "post.deleted", {"post_id": post_id}, actor_id, channels.get(post_id, []))
@@ -213,6 +232,9 @@ async def _forget_relations(session: AsyncSession, org: Org, person: Person, act
     await session.execute(delete(Notification).where(Notification.user_id == uid))
     await session.execute(update(Notification).where(Notification.actor_id == uid).values(actor_id=None))
     await session.execute(delete(Follow).where(Follow.user_id == uid))
+    await session.execute(delete(SavedItem).where(SavedItem.user_id == uid))
+    await reactions.forget_person(session, uid, actor_id)
+    await session.execute(update(Pin).where(Pin.pinned_by_user_id == uid).values(pinned_by_user_id=None))
     for rule in (await session.execute(select(AutoFollowRule).where(AutoFollowRule.creator_id == uid))).scalars().all():
         await session.delete(rule)
         append_event(session, "rule.deleted", {"rule_id": rule.id}, actor_id)
@@ -270,6 +292,7 @@ async def _forget_history(session: AsyncSession, person: Person) -> None:
     await session.execute(update(AuditEntry).where(AuditEntry.actor_user_id == uid).values(actor_user_id=None))
     await _scrub_column(session, Event, Event.payload, person)
     await _scrub_column(session, Post, Post.data, person, Post.kind == RECORD)
+    await edits.forget_person(session, person)  # earlier texts of edited items (F-POST-9)
     await _scrub_column(session, Notification, Notification.data, person)
     await _scrub_column(session, AuditEntry, AuditEntry.details, person)
     await _scrub_column(session, EmailJob, EmailJob.payload, person)
@@ -360,7 +383,7 @@ async def erase_account(services: Services, user_id: int, via: str, now: datetim
                     continue
                 result.orgs[org_id] = await erase_in_org(session, org, person, None, via, now, delete_if_alone=True)
         await services.publish(take_committed_events(session))
-        await delete_files(services, result.orgs[org_id].file_keys)
+        await delete_files(services, result.orgs[org_id].file_keys + result.orgs[org_id].preview_keys)
     async with account_session(services.sessions) as session:
         await session.execute(delete(User).where(User.id == user_id))
     return result

@@ -7,9 +7,11 @@ through each table by key, so neither the rows nor the files are ever all in mem
 Exported: the org's settings, its people (every account the data refers to, with their emails,
 members or not any more), roles, profiles, territories and their members, memberships,
 notification settings, groups and their sources, records, follows, auto-follow rules, posts with
-their audience, mentions and attachments (and the files), comments, notifications. Not exported:
-integrations and webhooks (their secrets stay with this org), invitations, the event history, the
-audit log, and the outboxes.
+their audience, mentions and attachments (and the files), comments, when posts and comments were
+last edited and their earlier texts (hidden ones marked so), reactions, saved items, pins,
+notifications. Not exported: integrations and webhooks (their secrets stay with this org),
+invitations, the event history, the audit log, the outboxes, and the files' thumbnails (the
+importing server makes them again).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions import audit
 from feeds_server.domain.audience import SOURCE_USER
+from feeds_server.domain.messages import replace_mentions
 from feeds_server.runtime.services import Services
 from feeds_server.store.archive import ArchiveWriter, ManifestWriter
 from feeds_server.store.base import utcnow
@@ -35,16 +38,20 @@ from feeds_server.store.models import (
     Follow,
     Group,
     GroupSource,
+    ItemVersion,
     Membership,
     Mention,
     Notification,
     NotificationSettings,
     Org,
+    Pin,
     Post,
     PostAudience,
     Profile,
+    Reaction,
     Record,
     Role,
+    SavedItem,
     Territory,
     TerritoryMember,
     User,
@@ -55,8 +62,10 @@ BATCH = 500
 
 RECORD_FIELDS = ("id", "module", "crm_id", "name", "owner_id", "creator_id", "territory_id", "fields", "key_fields", "last_post_id",
                  "created_at", "last_activity_at", "deleted_at")
-POST_FIELDS = ("id", "kind", "author_id", "body", "group_id", "recipient_id", "module", "data", "comment_count", "created_at")
-COMMENT_FIELDS = ("id", "post_id", "author_id", "body", "data", "created_at")
+POST_FIELDS = ("id", "kind", "author_id", "body", "group_id", "recipient_id", "module", "data", "comment_count", "created_at", "edited_at")
+COMMENT_FIELDS = ("id", "post_id", "author_id", "body", "data", "created_at", "edited_at")
+VERSION_FIELDS = ("id", "post_id", "comment_id", "body", "written_at", "replaced_at", "replaced_by_user_id", "hidden_at", "hidden_by_user_id")
+REACTION_FIELDS = ("id", "post_id", "comment_id", "user_id", "emoji", "created_at")
 NOTIFICATION_FIELDS = ("id", "user_id", "kind", "actor_id", "post_id", "comment_id", "data", "created_at", "read_at")
 RULE_FIELDS = ("id", "creator_id", "name", "description", "module", "criteria", "followers", "version", "created_at", "updated_at")
 
@@ -85,7 +94,8 @@ async def export_org(services: Services, org_id: int, path: Path) -> dict[str, i
             manifest.header(
                 exported_at=utcnow(),
                 org={"id": org.id, "name": org.name, "slug": org.slug, "time_zone": org.time_zone, "edition": org.edition,
-                     "disabled_modules": list(org.disabled_modules or []), "ip_allowlist": list(org.ip_allowlist or [])},
+                     "disabled_modules": list(org.disabled_modules or []), "ip_allowlist": list(org.ip_allowlist or []),
+                     "edit_window_seconds": org.edit_window_seconds},
                 missing_files=missing,
             )
             await _rows(session, manifest)
@@ -137,6 +147,14 @@ async def _rows(session: AsyncSession, out: ManifestWriter) -> None:
             out.row("rule", row)
     await _posts(session, out)
     await _comments(session, out)
+    async for page in _pages(session, ItemVersion, VERSION_FIELDS):
+        for row in page:
+            out.row("item_version", row)
+    async for page in _pages(session, Reaction, REACTION_FIELDS):
+        for row in page:
+            out.row("reaction", row)
+    await _saved_items(session, out)
+    await _pins(session, out)
     async for page in _pages(session, Notification, NOTIFICATION_FIELDS):
         for row in page:
             out.row("notification", row)
@@ -151,17 +169,35 @@ async def _people(session: AsyncSession, out: ManifestWriter) -> None:
         (Notification.user_id, None), (Notification.actor_id, None), (Follow.user_id, None), (Record.owner_id, None),
         (Record.creator_id, None), (AutoFollowRule.creator_id, None), (GroupSource.ref_id, GroupSource.kind == SOURCE_USER),
         (TerritoryMember.user_id, None), (Group.created_by_user_id, None), (NotificationSettings.user_id, None),
+        (ItemVersion.replaced_by_user_id, None), (ItemVersion.hidden_by_user_id, None), (Reaction.user_id, None),
+        (SavedItem.user_id, None), (Pin.pinned_by_user_id, None),
     ):
         stmt = select(column).distinct()
         named |= set((await session.execute(stmt if where is None else stmt.where(where))).scalars())
     for followers in (await session.execute(select(AutoFollowRule.followers))).scalars():
         named |= set((followers or {}).get("users") or [])
+    # An earlier text may mention someone the current one (and so the mentions table) no longer does.
+    async for page in _pages(session, ItemVersion, ("id", "body")):
+        for row in page:
+            named |= _mentioned_users(row["body"])
     named.discard(None)
     ordered = sorted(named)
     for i in range(0, len(ordered), BATCH):
         rows = await session.execute(select(User.id, User.email, User.name).where(User.id.in_(ordered[i : i + BATCH])).order_by(User.id))
         for user_id, email, name in rows:
             out.row("user", {"id": user_id, "email": email, "name": name, "member": user_id in members})
+
+
+def _mentioned_users(text: str) -> set[int]:
+    users: set[int] = set()
+
+    def note(kind: str, target: int) -> str:
+        if kind == "user":
+            users.add(target)
+        return ""
+
+    replace_mentions(text, note)
+    return users
 
 
 async def _groups(session: AsyncSession, out: ManifestWriter) -> None:
@@ -213,3 +249,24 @@ async def _comments(session: AsyncSession, out: ManifestWriter) -> None:
             mentions.setdefault(comment_id, []).append([kind, target_id])
         for comment in page:
             out.row("comment", {**comment, "mentions": mentions.get(comment["id"], [])})
+
+
+async def _saved_items(session: AsyncSession, out: ManifestWriter) -> None:
+    cols = (SavedItem.user_id, SavedItem.post_id, SavedItem.created_at)
+    last = (0, 0)
+    while rows := (
+        await session.execute(
+            select(*cols).where(tuple_(SavedItem.user_id, SavedItem.post_id) > tuple_(*last)).order_by(SavedItem.user_id, SavedItem.post_id).limit(BATCH)
+        )
+    ).all():
+        last = (rows[-1].user_id, rows[-1].post_id)
+        for row in rows:
+            out.row("saved_item", row._asdict())
+
+
+async def _pins(session: AsyncSession, out: ManifestWriter) -> None:
+    """Newest first: an import into an org feed with fewer free places keeps the newest pins.
+    At most 5 per place (the org feed and each group), so read in one query, as groups are."""
+    stmt = select(Pin.post_id, Pin.group_id, Pin.pinned_by_user_id, Pin.created_at).order_by(Pin.created_at.desc(), Pin.post_id)
+    for pin in (await session.execute(stmt)).all():
+        out.row("pin", pin._asdict())

@@ -13,9 +13,16 @@ batches, one transaction each, every row with a new id:
 - mapped people who are not members yet join with the source member's role and profile; members
   keep theirs; the target org's super admin stays;
 - records already known to the target org (same module and CRM id) are kept as they are;
-- mention tokens, audiences, rule followers and record cards are rewritten to the new ids
-  (domain/remap.py); files are copied into this server's storage and checked against their SHA-256;
-- unticked feed modules of the source are unticked in the target too.
+- mention tokens (in earlier texts too), audiences, rule followers and record cards are rewritten
+  to the new ids (domain/remap.py); files are copied into this server's storage and checked against
+  their SHA-256, and each image or PDF gets a preview job, as on upload, so the worker makes its
+  thumbnail again (archives carry none);
+- earlier texts of posts and comments, reactions, saved items and pins come along; pins on the org
+  feed only while it has free places (5), the newest first;
+- unticked feed modules of the source are unticked in the target too; the target's edit window
+  stays (the report says when the source's was another).
+
+An archive of an earlier format version (store/archive.py) imports too: what it lacks is left out.
 
 Old-to-new ids are kept in a small database file beside the import, not in memory. Each batch's
 transaction appends an `org.import_batch` event; the last appends `org.imported` on the `org`
@@ -43,34 +50,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server import limits
 from feeds_server.actions import audit
 from feeds_server.actions.orgs import join_org
+from feeds_server.actions.posts import PREVIEW_PENDING, insert_attachments
 from feeds_server.domain import names
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import ORG, SOURCE_GROUP, SOURCE_USER, group_channel, user_channel
+from feeds_server.domain.file_types import HEAD_BYTES, previewable, sniff
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.domain.remap import remap_channels, remap_followers, remap_record_ref, remap_text
 from feeds_server.errors import FeedsError
 from feeds_server.runtime.services import Services
 from feeds_server.store.archive import TABLES, ArchiveError, ArchiveReader
-from feeds_server.store.bulk import insert_returning_ids
+from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event, take_committed_events
 from feeds_server.store.files import LocalFileStore, TempFile
 from feeds_server.store.models import (
-    Attachment,
     AutoFollowRule,
     Comment,
     Follow,
     Group,
     GroupSource,
+    ItemVersion,
     Membership,
     Mention,
     Notification,
     NotificationSettings,
     Org,
+    Pin,
     Post,
     PostAudience,
     Profile,
+    Reaction,
     Record,
     Role,
+    SavedItem,
     Territory,
     TerritoryMember,
     User,
@@ -266,6 +278,7 @@ class _Importer:
         self.ids.put("user", plan.users.items())
         self._structure_written = False
         self._renamed: dict[str, int] = {}
+        self._org_pin_room: int | None = None  # free places on the target's org feed, read at the first pin
 
     def name(self, kind: str, raw: str) -> str:
         """`raw`, or `raw` on one line when it holds control characters or line breaks (counted for the report)."""
@@ -293,6 +306,7 @@ class _Importer:
         written together in one transaction, then the large ones stream by in batches."""
         structure: dict[str, list[dict[str, Any]]] = {table: [] for table in STRUCTURE}
         streams = {"record": self._records, "follow": self._follows, "post": self._posts, "comment": self._comments,
+                   "item_version": self._versions, "reaction": self._reactions, "saved_item": self._saved_items, "pin": self._pins,
                    "notification": self._notifications}
         for table, rows in groupby(self.archive.lines(), key=lambda line: line["t"]):
             if table in structure:
@@ -348,6 +362,7 @@ class _Importer:
         async with self._transaction("structure") as session:
             org = (await session.execute(select(Org).where(Org.id == self.org_id))).scalar_one()
             await self._modules(session, org)
+            self._edit_window(org)
             await self._tree(session, Role, "role", rows["role"])
             await self._profiles(session, rows["profile"])
             await self._tree(session, Territory, "territory", rows["territory"])
@@ -362,6 +377,14 @@ class _Importer:
         if merged != sorted(org.disabled_modules or []):
             org.disabled_modules = merged
             append_event(session, "feed_modules.updated", {"disabled_modules": merged}, None, [ORG])
+
+    def _edit_window(self, org: Org) -> None:
+        """The target's edit window stays, as its other settings do; a different one of the source is told."""
+        source = self.archive.header.get("org") or {}
+        if "edit_window_seconds" not in source or source["edit_window_seconds"] == org.edit_window_seconds:
+            return
+        self.report.notes.append(f"the source org's edit window was {_window(source['edit_window_seconds'])}; "
+                                 f"this org's stays {_window(org.edit_window_seconds)}")
 
     async def _tree(self, session: AsyncSession, model: type[Role] | type[Territory], kind: str, rows: list[dict[str, Any]]) -> None:
         """Roles or territories: the target org's node of the same name, or a new one under the mapped parent."""
@@ -514,7 +537,7 @@ class _Importer:
             {"org_id": self.org_id, "kind": p["kind"], "author_id": self.lookup("user", p["author_id"]), "body": remap_text(p["body"], self.lookup),
              "group_id": self.lookup("group", p["group_id"]), "recipient_id": self.lookup("user", p["recipient_id"]), "module": p["module"],
              "data": remap_record_ref(p["data"] or {}, self.lookup, self.plan.names.get), "comment_count": p["comment_count"],
-             "created_at": _time(p["created_at"])}
+             "created_at": _time(p["created_at"]), "edited_at": _time(p.get("edited_at"))}
             for p in kept
         ]
         new_ids = await insert_returning_ids(session, Post.__table__, rows)
@@ -528,11 +551,13 @@ class _Importer:
                 stored = await self._copy_file(a, files)
                 if stored is not None:
                     attachments.append({"org_id": self.org_id, "post_id": post_id, **stored})
-        for table, values in ((PostAudience.__table__, audience), (Mention.__table__, mentions), (Attachment.__table__, attachments)):
+        for table, values in ((PostAudience.__table__, audience), (Mention.__table__, mentions)):
             if values:
                 await session.execute(insert(table), values)
+        await insert_attachments(session, self.org_id, attachments)
         self.report.add("post", len(kept))
         self.report.add("attachment", len(attachments))
+        self.report.add("preview_job", sum(a["preview_state"] == PREVIEW_PENDING for a in attachments))
 
     def _mention_rows(self, mentions: list[list[Any]], post_id: int, comment_id: int | None) -> list[dict[str, Any]]:
         refs = {(kind, new) for kind, old in mentions if (new := self.lookup(kind, old)) is not None}
@@ -544,9 +569,11 @@ class _Importer:
             self.report.notes.append(f"attachment {a['filename']!r} had no file in the source: left out")
             return None
         temp: TempFile = await self.files.open_temp()
-        digest, size = hashlib.sha256(), 0
+        digest, size, head = hashlib.sha256(), 0, b""
         try:
             for chunk in self.archive.read_file(a["id"]):
+                if len(head) < HEAD_BYTES:
+                    head = (head + chunk)[:HEAD_BYTES]
                 digest.update(chunk)
                 size += len(chunk)
                 temp.write(chunk)
@@ -558,13 +585,15 @@ class _Importer:
             raise
         written.append(key)
         return {"filename": self.name("file", a["filename"]), "content_type": a["content_type"], "size": a["size"], "sha256": a["sha256"],
-                "storage_key": key, "created_at": _time(a["created_at"])}
+                "storage_key": key, "created_at": _time(a["created_at"]),
+                # What the bytes are decides the preview, as on upload (actions/posts.py).
+                "preview_state": PREVIEW_PENDING if previewable(sniff(head)) else None}
 
     async def _comments(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
         kept = [(c, post) for c in batch if (post := self.lookup("post", c["post_id"])) is not None]
         rows = [
             {"org_id": self.org_id, "post_id": post, "author_id": self.lookup("user", c["author_id"]), "body": remap_text(c["body"], self.lookup),
-             "data": c["data"] or {}, "created_at": _time(c["created_at"])}
+             "data": c["data"] or {}, "created_at": _time(c["created_at"]), "edited_at": _time(c.get("edited_at"))}
             for c, post in kept
         ]
         new_ids = await insert_returning_ids(session, Comment.__table__, rows)
@@ -573,6 +602,68 @@ class _Importer:
         if mentions:
             await session.execute(insert(Mention.__table__), mentions)
         self.report.add("comment", len(kept))
+
+    def _item(self, row: dict[str, Any]) -> tuple[int, int | None] | None:
+        """The new (post, comment) of a row about a post or one of its comments; None when it did not come along."""
+        post = self.lookup("post", row["post_id"])
+        comment = self.lookup("comment", row["comment_id"])
+        if post is None or (row["comment_id"] is not None and comment is None):
+            return None
+        return post, comment
+
+    async def _versions(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        """Earlier texts, in their order (the history lists them by id), with who replaced and who hid them."""
+        rows = []
+        for v in batch:
+            item = self._item(v)
+            if item is None:
+                continue
+            rows.append({"org_id": self.org_id, "post_id": item[0], "comment_id": item[1], "body": remap_text(v["body"], self.lookup),
+                         "written_at": _time(v["written_at"]), "replaced_at": _time(v["replaced_at"]),
+                         "replaced_by_user_id": self.lookup("user", v["replaced_by_user_id"]), "hidden_at": _time(v["hidden_at"]),
+                         "hidden_by_user_id": self.lookup("user", v["hidden_by_user_id"])})
+        await insert_many(session, ItemVersion.__table__, rows)
+        self.report.add("item_version", len(rows))
+
+    async def _reactions(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        """In their order (counts list emojis first used first); two source people who became one keep one of each emoji."""
+        rows = []
+        for r in batch:
+            item, user = self._item(r), self.lookup("user", r["user_id"])
+            if item is not None and user is not None:
+                rows.append({"org_id": self.org_id, "post_id": item[0], "comment_id": item[1], "user_id": user, "emoji": r["emoji"],
+                             "created_at": _time(r["created_at"])})
+        self.report.add("reaction", await _insert_new(session, Reaction.__table__, rows))
+
+    async def _saved_items(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        rows = []
+        for r in batch:
+            post, user = self.lookup("post", r["post_id"]), self.lookup("user", r["user_id"])
+            if post is not None and user is not None:
+                rows.append({"org_id": self.org_id, "user_id": user, "post_id": post, "created_at": _time(r["created_at"])})
+        self.report.add("saved_item", await _insert_new(session, SavedItem.__table__, rows))
+
+    async def _pins(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        """Group pins land in the new groups; org feed pins take the free places of the target's org
+        feed, newest first (the archive lists pins so), and the rest are left out and told."""
+        if self._org_pin_room is None:
+            taken = (await session.execute(select(func.count()).select_from(Pin).where(Pin.group_id.is_(None)))).scalar_one()
+            self._org_pin_room = max(limits.MAX_PINS_PER_PLACE - taken, 0)
+        rows, left_out = [], 0
+        for p in batch:
+            post, group = self.lookup("post", p["post_id"]), self.lookup("group", p["group_id"])
+            if post is None or (p["group_id"] is not None and group is None):
+                continue
+            if group is None:
+                if self._org_pin_room == 0:
+                    left_out += 1
+                    continue
+                self._org_pin_room -= 1
+            rows.append({"org_id": self.org_id, "post_id": post, "group_id": group, "pinned_by_user_id": self.lookup("user", p["pinned_by_user_id"]),
+                         "created_at": _time(p["created_at"])})
+        if left_out:
+            self.report.notes.append(f"{left_out} pin(s) of the org feed left out: it has {limits.MAX_PINS_PER_PLACE} pinned posts already")
+        self.report.add("pin", await _insert_new(session, Pin.__table__, rows))
 
     async def _notifications(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
         rows = []
@@ -602,6 +693,10 @@ def _free_name(name: str, taken: set[str], limit: int) -> str:
         n += 1
     taken.add(candidate.lower())
     return candidate
+
+
+def _window(seconds: int | None) -> str:
+    return "unlimited" if seconds is None else "off" if seconds == 0 else f"{seconds} seconds"
 
 
 def _time(value: str | None) -> datetime | None:

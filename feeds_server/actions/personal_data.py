@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions import edits, reactions
 from feeds_server.actions.audit import SIGN_IN, SIGN_IN_FAILED
 from feeds_server.actions.erasure import orgs_touching, person_of
 from feeds_server.store.models import (
@@ -33,6 +34,7 @@ from feeds_server.store.models import (
     Profile,
     Record,
     Role,
+    SavedItem,
     Territory,
     TerritoryMember,
     User,
@@ -97,9 +99,12 @@ async def _in_org(session: AsyncSession, org: Org, uid: int) -> dict[str, Any]:
         "posts": await _posts(session, org, Post.author_id == uid),
         "messages_received": await _posts(session, org, Post.recipient_id == uid),
         "comments": await _comments(session, in_org, uid),
+        "earlier_versions": await edits.versions_written_by(session, in_org, uid),  # of their edited posts and comments
         "notifications": await _notifications(session, in_org, uid),
         "follows": await _follows(session, in_org, uid),
         "rules": await _rules(session, in_org, uid),
+        "saved": await _saved(session, in_org, uid),
+        "reactions": await reactions.reactions_of_person(session, in_org, uid),
         "sign_ins": await _sign_ins(session, in_org, uid),
     }
 
@@ -161,6 +166,13 @@ async def _rules(session: AsyncSession, org_id: int, uid: int) -> list[dict[str,
     ).scalars()
     return [{"id": r.id, "name": r.name, "module": r.module, "description": r.description, "criteria": r.criteria,
              "followers": r.followers, "created_at": r.created_at} for r in rows]
+
+
+async def _saved(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(SavedItem.post_id, SavedItem.created_at).where(SavedItem.org_id == org_id, SavedItem.user_id == uid).order_by(SavedItem.created_at)
+    )
+    return [{"post_id": post_id, "saved_at": at} for post_id, at in rows]
 
 
 async def _sign_ins(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:

@@ -153,7 +153,7 @@ class PostWriter:
         known = {i.author_id: i.author_name for i in items if i.author_name is not None}
         async with self.services.read_sessions() as session:
             set_org(session, org_id)
-            return await post_views(session, posts, with_attachments=False, known_users=known)
+            return await post_views(session, posts, with_attachments=False, known_users=known, with_reactions=False)
 
     async def _publish(self, events: list[NewEvent]) -> None:
         if events:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import ORG, OrgGraph, group_channel, outside_audience, user_channel
+from feeds_server.domain.file_types import previewable
 from feeds_server.actions.notifications import notify_mentions
 from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
@@ -20,9 +21,10 @@ from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.scope import current_org
-from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, Role, User
+from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, PreviewJob, Role, User
 
 STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
+PREVIEW_PENDING = "pending"
 EXCERPT_CHARS = 280
 
 
@@ -44,6 +46,8 @@ class StoredFile:
     size: int
     sha256: str
     storage_key: str
+    # What the bytes are (domain/file_types.py `sniff`), whatever type was declared: decides the preview.
+    detected_type: str | None = None
 
 
 async def check_mentions(session: AsyncSession, refs: Sequence[MentionRef]) -> None:
@@ -180,19 +184,35 @@ async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[d
     await insert_many(session, Mention.__table__, mentions)
     files = [
         {"org_id": org_id, "post_id": pid, "filename": f.filename, "content_type": f.content_type, "size": f.size,
-         "sha256": f.sha256, "storage_key": f.storage_key, "created_at": i.now}
+         "sha256": f.sha256, "storage_key": f.storage_key, "created_at": i.now,
+         "preview_state": PREVIEW_PENDING if previewable(f.detected_type) else None}
         for pid, i in zip(ids, items) for f in i.files
     ]
-    await insert_many(session, Attachment.__table__, files)
+    await insert_attachments(session, org_id, files)
     posts = [Post(id=pid, org_id=org_id, **{k: v for k, v in row.items() if k != "org_id"}) for pid, row in zip(ids, rows)]
     known = {i.author_id: i.author_name for i in items if i.author_name is not None}
-    views = await post_views(session, posts, with_attachments=bool(files), known_users=known)
+    views = await post_views(session, posts, with_attachments=bool(files), known_users=known, with_reactions=False)
     graph = await load_graph(session, with_members=True) if mentions else None
     for pid, i, view in zip(ids, items, views):
         append_event(session, "post.created", {"post": view}, i.author_id, i.channels)
         if graph is not None and i.refs:
             await _notify(session, graph, i.refs, i.author_id, pid, None, i.channels, view, i.now)
     return views
+
+
+async def insert_attachments(session: AsyncSession, org_id: int, files: list[dict]) -> None:
+    """The files, and for each image or PDF a preview job in the same transaction (the outbox the
+    worker drains, notify/previews.py): a committed post never lacks the job of its thumbnail."""
+    if not any(f["preview_state"] == PREVIEW_PENDING for f in files):
+        await insert_many(session, Attachment.__table__, files)
+        return
+    file_ids = await insert_returning_ids(session, Attachment.__table__, files)
+    jobs = [
+        {"org_id": org_id, "attachment_id": fid, "status": "pending", "attempts": 0, "next_attempt_at": f["created_at"],
+         "leased_until": None, "last_error": None, "created_at": f["created_at"]}
+        for fid, f in zip(file_ids, files) if f["preview_state"] == PREVIEW_PENDING
+    ]
+    await insert_many(session, PreviewJob.__table__, jobs)
 
 
 async def create_post(
@@ -265,7 +285,8 @@ async def delete_post(session: AsyncSession, actor: Reader, post_id: int) -> lis
     post, channels = await visible_post(session, actor, post_id)
     if post.author_id != actor.user_id and not actor.is_admin:
         raise Forbidden("not_author", "only the author (or an admin) can delete this")
-    keys = list((await session.execute(select(Attachment.storage_key).where(Attachment.post_id == post.id))).scalars())
+    stored = await session.execute(select(Attachment.storage_key, Attachment.preview_key).where(Attachment.post_id == post.id))
+    keys = [key for row in stored for key in row if key is not None]  # the files and their thumbnails
     await session.execute(delete(Post).where(Post.id == post.id))
     append_event(session, "post.deleted", {"post_id": post_id}, actor.user_id, channels)
     return keys
@@ -285,7 +306,7 @@ async def add_comment(session: AsyncSession, author: Reader, post_id: int, body:
     session.add_all(Mention(post_id=post.id, comment_id=comment.id, kind=r.kind, target_id=r.target_id) for r in refs)
     await session.execute(update(Post).where(Post.id == post.id).values(comment_count=Post.comment_count + 1))
     await session.flush()
-    view = (await comment_views(session, [comment]))[0]
+    view = (await comment_views(session, [comment], with_reactions=False))[0]
     append_event(session, "comment.created", {"post_id": post.id, "comment": view}, author.user_id, channels)
     await _notify(session, None, refs, author.user_id, post.id, comment.id, channels, view, now)
     if post.kind == RECORD:

@@ -10,6 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions.reaction_counts import mine_of_items
+from feeds_server.actions.saved import saved_post_ids
+
 
 async def mark_for_reader(
     session: AsyncSession, user_id: int, posts: Sequence[dict[str, Any]] = (), comments: Sequence[dict[str, Any]] = ()
@@ -18,3 +21,12 @@ async def mark_for_reader(
     every_comment = [*comments, *(c for p in posts for c in p.get("latest_comments", ()))]
     if not posts and not every_comment:
         return
+    mine_on_posts, mine_on_comments = await mine_of_items(session, user_id, [p["id"] for p in posts], [c["id"] for c in every_comment])
+    for p in posts:
+        p["my_reactions"] = mine_on_posts.get(p["id"], [])
+    for c in every_comment:
+        c["my_reactions"] = mine_on_comments.get(c["id"], [])
+    if posts:
+        saved = await saved_post_ids(session, user_id, [p["id"] for p in posts])
+        for p in posts:
+            p["saved"] = p["id"] in saved

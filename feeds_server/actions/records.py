@@ -448,8 +448,8 @@ class _Batch:
         comments = await self._write_comments()
         notes = self._notifications()
         s = self.session
-        post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False), strict=True)}
-        comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments), strict=True)}
+        post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False, with_reactions=False), strict=True)}
+        comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments, with_reactions=False), strict=True)}
         await self._write_notifications(notes)
         for item in self.items:
             if isinstance(item, _PostItem):

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds_server.actions.reaction_counts import counts_of_items
 from feeds_server.domain.messages import parse_mentions, render
 from feeds_server.store.models import Attachment, Comment, Group, Post, Role, User
 
@@ -57,27 +58,33 @@ def _comment_view(c: Comment, names: _Names) -> dict[str, Any]:
         "segments": render(c.body, names.names),
         "data": c.data or {},
         "created_at": c.created_at,
+        "edited_at": c.edited_at,
     }
 
 
-async def comment_views(session: AsyncSession, comments: Sequence[Comment]) -> list[dict[str, Any]]:
+async def comment_views(session: AsyncSession, comments: Sequence[Comment], with_reactions: bool = True) -> list[dict[str, Any]]:
+    """`with_reactions=False` skips the reaction query for a comment just made (it has none)."""
     names = _Names()
     for c in comments:
         names.want_text(c.body)
         if c.author_id is not None:
             names.wanted["user"].add(c.author_id)
     await names.load(session)
-    return [_comment_view(c, names) for c in comments]
+    views = [_comment_view(c, names) for c in comments]
+    await _add_reactions(session, [], views, with_reactions)
+    return views
 
 
 async def post_views(
-    session: AsyncSession, posts: Sequence[Post], with_attachments: bool = True, known_users: dict[int, str] | None = None
+    session: AsyncSession, posts: Sequence[Post], with_attachments: bool = True, known_users: dict[int, str] | None = None,
+    with_reactions: bool = True,
 ) -> list[dict[str, Any]]:
     """Posts with author, target, rendered text, attachments and their latest comments.
 
     `with_attachments=False` skips the attachment query for a post just made without files;
     `known_users` (id: name) are names already read, e.g. the authors of new posts: when they are
-    all the names needed, no query is made.
+    all the names needed, no query is made. `with_reactions=False` skips the reaction counts of
+    posts just made (they have none).
     """
     if not posts:
         return []
@@ -97,7 +104,7 @@ async def post_views(
         names.names[("user", user_id)] = name
         names.wanted["user"].discard(user_id)
     await names.load(session)
-    return [
+    views = [
         {
             "id": p.id,
             "kind": p.kind,
@@ -108,15 +115,40 @@ async def post_views(
             "recipient": names.ref("user", p.recipient_id),
             "module": p.module,
             "data": p.data or {},
-            "attachments": [
-                {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size} for a in attachments.get(p.id, [])
-            ],
+            "attachments": [attachment_view(a) for a in attachments.get(p.id, [])],
             "comment_count": p.comment_count,
             "latest_comments": [_comment_view(c, names) for c in latest.get(p.id, [])],
             "created_at": p.created_at,
+            # F-POST-9; a record update written in bulk has no such attribute (actions/records.py).
+            "edited_at": getattr(p, "edited_at", None),
         }
         for p in posts
     ]
+    await _add_reactions(session, views, [c for v in views for c in v["latest_comments"]], with_reactions)
+    return views
+
+
+async def _add_reactions(session: AsyncSession, posts: list[dict[str, Any]], comments: list[dict[str, Any]], load: bool) -> None:
+    """Each item's `reactions` ([{emoji, count}], first used first), for the whole batch in one query."""
+    by_post, by_comment = await counts_of_items(session, [p["id"] for p in posts], [c["id"] for c in comments]) if load else ({}, {})
+    for p in posts:
+        p["reactions"] = by_post.get(p["id"], [])
+    for c in comments:
+        c["reactions"] = by_comment.get(c["id"], [])
+
+
+def attachment_view(a: Attachment) -> dict[str, Any]:
+    """A file of a post. `preview` is None for a file that gets no thumbnail; otherwise its state
+    ("pending", "ready", "failed") and, once ready, the thumbnail's size. The original's size in
+    pixels (an image) or its page count (a PDF) appear once the worker has read them."""
+    view: dict[str, Any] = {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "preview": None}
+    if a.preview_state is not None:
+        view["preview"] = {"state": a.preview_state, "width": a.preview_width, "height": a.preview_height}
+    for name in ("width", "height", "page_count"):
+        value = getattr(a, name)
+        if value is not None:
+            view[name] = value
+    return view
 
 
 async def _attachments(session: AsyncSession, posts: Sequence[Post]) -> dict[int, list[Attachment]]:

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from feeds_server import limits
 from feeds_server.actions import modules
 from feeds_server.actions.feed import FeedFilter, feed_page
+from feeds_server.actions.pins import pinned_posts
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import Routes
@@ -51,7 +52,9 @@ async def wall(ctx: Ctx) -> dict[str, Any]:
     graph = await load_graph(ctx.session)
     channels = graph.reader_channels(me.user_id, me.membership.role_id)
     page = await feed_page(ctx.session, ctx.current_org, channels, feed_filter(ctx.query))
-    await mark_for_reader(ctx.session, me.user_id, page["items"])
+    if ctx.query.cursor is None:  # the first page carries the posts pinned on the org feed
+        page["pinned"] = await pinned_posts(ctx.session, channels)
+    await mark_for_reader(ctx.session, me.user_id, [*page["items"], *page.get("pinned", ())])
     return page
 
 

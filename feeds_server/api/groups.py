@@ -10,6 +10,8 @@ from sqlalchemy import select
 from feeds_server.actions import groups
 from feeds_server.actions.feed import FeedFilter, feed_page
 from feeds_server.actions.groups import SourceRef
+from feeds_server.actions.pins import pinned_posts
+from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
 from feeds_server.api.feed import FeedQuery, feed_filter
 from feeds_server.api.routing import Routes
@@ -104,7 +106,11 @@ async def group_feed(ctx: Ctx) -> dict[str, Any]:
     me = ctx.me
     group = await groups.group_for_member(ctx.session, ctx.path["group_id"], me.user_id, me.membership.role_id)
     flt: FeedFilter = feed_filter(ctx.query)
-    return await feed_page(ctx.session, ctx.current_org, [group_channel(group.id)], flt)
+    page = await feed_page(ctx.session, ctx.current_org, [group_channel(group.id)], flt)
+    if flt.cursor is None:  # the first page carries the posts pinned in the group
+        page["pinned"] = await pinned_posts(ctx.session, [group_channel(group.id)], group.id)
+    await mark_for_reader(ctx.session, me.user_id, [*page["items"], *page.get("pinned", ())])
+    return page
 
 
 @routes.patch("/api/v1/orgs/{slug}/groups/{group_id:int}", permission=perms.MANAGE_GROUPS, body=UpdateGroupBody)

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server import limits
-from feeds_server.actions import orgs
+from feeds_server.actions import edits, erasure, orgs
 from feeds_server.actions.sample import load_sample_data
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import MEMBER, USER, Routes
@@ -30,6 +30,8 @@ class CreateOrgBody(Body):
 class UpdateOrgBody(Body):
     name: Name | None = None
     time_zone: Text | None = Field(default=None, max_length=64)
+    # F-POST-9: seconds after writing during which authors may edit; null is unlimited, 0 turns editing off.
+    edit_window_seconds: int | None = Field(default=None, ge=0, le=limits.MAX_EDIT_WINDOW_SECONDS)
 
 
 class SlugBody(Body):
@@ -70,9 +72,14 @@ async def get_org(ctx: Ctx) -> dict[str, Any]:
 
 @routes.patch("/api/v1/orgs/{slug}", permission=perms.ADMIN, body=UpdateOrgBody)
 async def update_org(ctx: Ctx) -> dict[str, Any]:
-    """Rename the org or change its time zone (admins)."""
+    """Rename the org, change its time zone or its edit window (admins)."""
     b: UpdateOrgBody = ctx.body
-    org = await orgs.update_org(ctx.session, ctx.current_org, ctx.me.user_id, b.name, b.time_zone)
+    org = ctx.current_org
+    window_given = "edit_window_seconds" in b.model_fields_set
+    if b.name is not None or b.time_zone is not None or not window_given:
+        org = await orgs.update_org(ctx.session, org, ctx.me.user_id, b.name, b.time_zone)
+    if window_given:
+        org = await edits.set_edit_window(ctx.session, org, ctx.me.user_id, b.edit_window_seconds)
     return {"org": org_view(org)}
 
 
@@ -96,10 +103,13 @@ async def set_edition(ctx: Ctx) -> dict[str, Any]:
 async def delete_org(ctx: Ctx) -> None:
     """Delete the org and all its data (super admin only); its live connections close."""
     org_id = ctx.current_org.id
+    keys = await erasure.org_file_keys(ctx.session)
     await orgs.delete_org(ctx.session, ctx.current_org)
+    services = ctx.services
 
     async def close_connections() -> None:
-        await ctx.services.control({"control": "org_deleted", "org_id": org_id})
+        await services.control({"control": "org_deleted", "org_id": org_id})
+        await erasure.delete_files(services, keys)  # the files and thumbnails, once nothing refers to them
 
     ctx.after_commit(close_connections)
 

@@ -64,5 +64,5 @@ async def erase_member(ctx: Ctx) -> dict[str, Any]:
     person = await erasure.person_of(ctx.session, membership.user_id)
     done = await erasure.erase_in_org(ctx.session, ctx.current_org, person, ctx.me.user_id, "admin", ctx.services.clock())
     services = ctx.services
-    ctx.after_commit(lambda: erasure.delete_files(services, done.file_keys))
+    ctx.after_commit(lambda: erasure.delete_files(services, done.file_keys + done.preview_keys))
     return {"erased": done.summary()}

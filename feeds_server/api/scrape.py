@@ -2,7 +2,8 @@
 
 Only addresses in `FEEDS_METRICS_ALLOW` may scrape (loopback by default; empty means anyone), the
 address being the peer's or, from a trusted proxy, the client's behind it; `FEEDS_METRICS=false`
-removes the endpoint. The outbox figures are three indexed queries per outbox, run per scrape.
+removes the endpoint. The outbox figures are three indexed queries per outbox (email, webhook,
+preview), run per scrape.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from feeds_server.domain import network
 from feeds_server.errors import Forbidden, NotFound
 from feeds_server.notify import dead_letters
 from feeds_server.runtime.services import Services
-from feeds_server.store.models import EmailJob, WebhookDelivery
+from feeds_server.store.models import EmailJob, PreviewJob, WebhookDelivery
 from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.metrics")
 
 OUTBOX_QUERY_TIMEOUT = 2.0
-OUTBOXES = {"email": EmailJob, "webhook": WebhookDelivery}
+OUTBOXES = {"email": EmailJob, "webhook": WebhookDelivery, "preview": PreviewJob}
+# Not done yet: due or waiting for a retry, or being worked on ("working" is the preview outbox's word).
+WAITING = ("pending", "sending", "working")
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -54,7 +57,7 @@ async def outbox_figures(services: Services) -> tuple[dict[str, tuple[int, float
     out: dict[str, tuple[int, float]] = {}
     async with account_session(services.sessions) as session:
         for name, model in OUTBOXES.items():
-            depth = (await session.execute(select(func.count()).where(model.status.in_(("pending", "sending"))))).scalar_one()
+            depth = (await session.execute(select(func.count()).where(model.status.in_(WAITING)))).scalar_one()
             oldest = (
                 await session.execute(select(func.min(model.next_attempt_at)).where(model.status == "pending", model.next_attempt_at <= now))
             ).scalar_one()

@@ -36,6 +36,7 @@ class Rates:
         self.signin_alerts = Rate("signin_alerts", 1, settings.rate_signins_per_account_address[1])
         self.signups_per_ip = Rate("signups_per_ip", *settings.rate_signups_per_ip)
         self.account_emails = Rate("account_emails", *settings.rate_account_emails)
+        self.reactions_per_user = Rate("reactions_per_user", *settings.rate_reactions_per_user)
         self.connections_cap = settings.ws_connections_per_user if settings.rate_limits else 0
         names = [r.name for r in vars(self).values() if isinstance(r, Rate)] + ["ws_connections_per_user"]
         self.refused = {name: metrics.RATE_LIMITED.labels(name) for name in names}
@@ -66,6 +67,12 @@ async def posting(ctx: Ctx) -> None:
     """A post, comment or message by the signed-in member."""
     limiter, rates = _state(ctx)
     await spend(limiter, rates, [(rates.posts_per_user, str(ctx.me.user_id)), (rates.posts_per_ip, request_address(ctx) or "-")])
+
+
+async def reacting(ctx: Ctx) -> None:
+    """A reaction turned on or off by the signed-in member."""
+    limiter, rates = _state(ctx)
+    await spend(limiter, rates, [(rates.reactions_per_user, str(ctx.me.user_id))])
 
 
 async def uploading(ctx: Ctx) -> None:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from feeds_server import limits
 from feeds_server.actions.posts import StoredFile
-from feeds_server.domain import names
+from feeds_server.domain import file_types, names
 from feeds_server.api.inputs import parse_json_body
 from feeds_server.errors import BadRequest, LimitExceeded, PayloadTooLarge, ValidationFailed
 from feeds_server.runtime.services import Services
@@ -69,6 +69,7 @@ class _Part:
     content_type: str = "application/octet-stream"
     size: int = 0
     data: bytearray = field(default_factory=bytearray)
+    head: bytearray = field(default_factory=bytearray)  # a file's first bytes: what it is (domain/file_types.py)
     temp: TempFile | None = None
     digest: "hashlib._Hash" = field(default_factory=hashlib.sha256)
 
@@ -159,6 +160,8 @@ class _Reader:
             raise PayloadTooLarge(
                 "files_too_large", f"all files together may be at most {limits.MAX_FILES_TOTAL_BYTES} bytes", limit=limits.MAX_FILES_TOTAL_BYTES
             )
+        if len(part.head) < file_types.HEAD_BYTES:
+            part.head += chunk[: file_types.HEAD_BYTES - len(part.head)]
         part.digest.update(chunk)
         part.temp.write(chunk)
 
@@ -238,7 +241,10 @@ def _result(reader: _Reader) -> Upload:
         raise ValidationFailed("missing_message", "send exactly one 'message' part (JSON)")
     files = [p for p in reader.parts if p.temp is not None]
     stored = [
-        StoredFile(p.filename or "file", safe_content_type(p.content_type), p.size, p.digest.hexdigest(), p.temp.key)  # type: ignore[union-attr]
+        StoredFile(
+            p.filename or "file", safe_content_type(p.content_type), p.size, p.digest.hexdigest(), p.temp.key,  # type: ignore[union-attr]
+            file_types.sniff(bytes(p.head)),
+        )
         for p in files
     ]
     return Upload(bytes(messages[0].data), stored, [p.temp for p in files if p.temp is not None])

@@ -24,6 +24,7 @@ def org_view(org: Org) -> dict[str, Any]:
         "edition": org.edition,
         "trial_ends_at": org.trial_ends_at,
         "created_at": org.created_at,
+        "edit_window_seconds": org.edit_window_seconds,  # F-POST-9: None unlimited, 0 editing off
     }
 
 

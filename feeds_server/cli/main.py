@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="on an empty database, create the demo account and org")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
-    notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, notes back to the CRM")
+    notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, notes back to the CRM, file previews")
     notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
-    notifier.add_argument("--failed", action="store_true", help="list the dead letters (emails and webhook calls that failed for good), then exit")
+    notifier.add_argument("--failed", action="store_true", help="list the dead letters (emails, webhook calls and file previews that failed for good), then exit")
     notifier.add_argument(
-        "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, webhook:7, all), then exit"
+        "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, webhook:7, preview:3, all), then exit"
     )
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
@@ -134,10 +134,14 @@ async def _notifier(settings: Settings, burst: bool) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     from feeds_server.actions.webhooks import deliver_webhooks
+    from feeds_server.notify.previews import make_previews
 
     try:
-        # Emails and the CRM note webhooks: two outboxes, one worker process.
-        sent, _ = await asyncio.gather(worker.run(services, burst=burst, stop=stop), deliver_webhooks(services, burst=burst, stop=stop))
+        # Emails, the CRM note webhooks and file previews: three outboxes, one worker process.
+        sent, _, _ = await asyncio.gather(
+            worker.run(services, burst=burst, stop=stop), deliver_webhooks(services, burst=burst, stop=stop),
+            make_previews(services, burst=burst, stop=stop),
+        )
     finally:
         await services.close()
     logging.getLogger("feeds_server.notifier").info("notifier stopped after sending %d emails", sent)

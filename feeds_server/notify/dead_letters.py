@@ -1,7 +1,8 @@
-"""Dead letters: emails and CRM webhook calls that will not be sent again unless an operator says so.
+"""Dead letters: emails, CRM webhook calls and file previews that will not be tried again unless an operator says so.
 
-A job of either outbox ends `failed` when the mail server or the CRM refused it for good, when its
-retries ran out, when its integration was revoked, or when building or sending it raised an error
+A job of any outbox ends `failed` when the mail server or the CRM refused it for good (for a
+preview: the file is a decompression bomb, broken, or too slow to decode), when its retries ran out,
+when its integration was revoked, or when building or sending it raised an error
 nobody planned for (a bug, a value stored before a rule existed). Such a job is set aside at once,
 so one bad job never stops the worker nor holds back the jobs claimed with it. Its `last_error`
 starts with the reason (`error: …`, `refused: …`, `gave_up: …`, `revoked: …`) and its
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from feeds_server.store.models import EmailJob, Org, WebhookDelivery
+from feeds_server.store.models import Attachment, EmailJob, Org, PreviewJob, WebhookDelivery
 from feeds_server.store.scope import account_session
 
 FAILED = "failed"
@@ -30,7 +31,7 @@ GAVE_UP = "gave_up"  # every attempt failed
 REVOKED = "revoked"  # the integration was revoked before the call went out
 OTHER = "other"  # failed before reasons were written this way
 REASONS = (ERROR, REFUSED, GAVE_UP, REVOKED)
-OUTBOXES: dict[str, Any] = {"email": EmailJob, "webhook": WebhookDelivery}
+OUTBOXES: dict[str, Any] = {"email": EmailJob, "webhook": WebhookDelivery, "preview": PreviewJob}
 MAX_ERROR_CHARS = 2_000
 
 
@@ -94,6 +95,12 @@ async def listing(sessions: async_sessionmaker[AsyncSession]) -> list[DeadLetter
             .where(WebhookDelivery.status == FAILED)
         )
         letters += [DeadLetter("webhook", row[0], row[1], "note", *row[2:4], row[4] or "") for row in hooks]
+        previews = await session.execute(
+            select(PreviewJob.id, Org.slug, PreviewJob.next_attempt_at, PreviewJob.attempts, PreviewJob.last_error)
+            .outerjoin(Org, Org.id == PreviewJob.org_id)
+            .where(PreviewJob.status == FAILED)
+        )
+        letters += [DeadLetter("preview", row[0], row[1], "thumbnail", *row[2:4], row[4] or "") for row in previews]
     return sorted(letters, key=lambda d: (d.failed_at, d.outbox, d.id))
 
 
@@ -107,7 +114,7 @@ async def retry(sessions: async_sessionmaker[AsyncSession], refs: list[str], now
             break
         outbox, _, raw_id = ref.partition(":")
         if outbox not in OUTBOXES or not raw_id.isdigit():
-            raise ValueError(f"not a dead letter's name: {ref!r} (write email:ID, webhook:ID or all)")
+            raise ValueError(f"not a dead letter's name: {ref!r} (write email:ID, webhook:ID, preview:ID or all)")
         ids = wanted.setdefault(outbox, set())
         assert ids is not None
         ids.add(int(raw_id))
@@ -118,6 +125,10 @@ async def retry(sessions: async_sessionmaker[AsyncSession], refs: list[str], now
             stmt = update(model).where(model.status == FAILED)
             if ids is not None:
                 stmt = stmt.where(model.id.in_(sorted(ids)))
-            result = await session.execute(stmt.values(status="pending", attempts=0, next_attempt_at=now, lease_until=None))
+            if model is PreviewJob:  # its attachment waits for a thumbnail again
+                again = select(PreviewJob.attachment_id).where(stmt.whereclause)
+                await session.execute(update(Attachment).where(Attachment.id.in_(again)).values(preview_state="pending"))
+            lease = "leased_until" if model is PreviewJob else "lease_until"
+            result = await session.execute(stmt.values(status="pending", attempts=0, next_attempt_at=now, **{lease: None}))
             put_back += int(result.rowcount)  # type: ignore[attr-defined]
     return put_back

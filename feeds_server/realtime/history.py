@@ -45,12 +45,42 @@ def publication_data(event: Event | NewEvent) -> bytes:
     )
 
 
+# Events that carry the whole state of one item (actions/reactions.py: an item's absolute reaction
+# counts): a later one of the same item supersedes the earlier ones, so live delivery merges a burst
+# into its last event (realtime/hub.py) and recovery passes over the superseded ones. Their offsets
+# are skipped, as the offsets of other channels' events always are.
+SUPERSEDING_EVENTS = frozenset({"reaction.changed"})
+
+
+def superseding_key(type_: str, payload: Any) -> tuple[Any, ...] | None:
+    """What a superseding event is about (its type and item), or None for any other event."""
+    if type_ not in SUPERSEDING_EVENTS or not isinstance(payload, dict):
+        return None
+    return (type_, payload.get("post_id"), payload.get("comment_id"))
+
+
+def without_superseded(events: list[Any]) -> list[Any]:
+    """`events` (in order) less each superseding event that a later one of the same item replaces."""
+    seen: set[tuple[Any, ...]] = set()
+    kept: list[Any] = []
+    for ev in reversed(events):
+        key = superseding_key(ev.type, ev.payload)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(ev)
+    kept.reverse()
+    return kept
+
+
 def hidden_by_modules(payload: Any, disabled_modules: list[str]) -> bool:
     """F-FEED-5: items of unticked modules never reach clients, live or recovered."""
     if not disabled_modules or not isinstance(payload, dict):
         return False
     post = payload.get("post")
-    module = post.get("module") if isinstance(post, dict) else None
+    # An event about an item without its view names the item's module itself (reaction.changed).
+    module = post.get("module") if isinstance(post, dict) else payload.get("module")
     return module is not None and module in disabled_modules
 
 
@@ -73,7 +103,9 @@ async def recover(
     ).scalars().all()
     if len(rows) > MAX_RECOVER:
         return Recovery(False, [])
-    return Recovery(True, [(ev.seq, publication_data(ev)) for ev in rows if not hidden_by_modules(ev.payload, disabled_modules)])
+    return Recovery(
+        True, [(ev.seq, publication_data(ev)) for ev in without_superseded(list(rows)) if not hidden_by_modules(ev.payload, disabled_modules)]
+    )
 
 
 async def events_between(session: AsyncSession, after: int, upto: int) -> list[Event]:

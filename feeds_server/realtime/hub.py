@@ -28,7 +28,9 @@ from feeds_server.domain.audience import OrgGraph
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.admission import Admissions
 from feeds_server.realtime.broker import Broker
-from feeds_server.realtime.history import events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover
+from feeds_server.realtime.history import (
+    events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover, superseding_key,
+)
 from feeds_server.runtime.services import Services
 from feeds_server.store.events import NewEvent
 from feeds_server.store.graph import load_graph
@@ -204,6 +206,11 @@ class Room:
     # Who belongs to which group, read once for every connect; any event that may change it, or
     # the org's allow-list, clears it (see CACHE_KEEPING_EVENTS).
     graph: OrgGraph | None = None
+    # Superseding events (realtime/history.py) held back to be merged: the last of each item, sent
+    # together when the window that began with the last such send closes, or before any other event.
+    merging: dict[tuple[Any, ...], Published] = field(default_factory=dict)
+    merged_sent_at: float = float("-inf")  # time.monotonic() of the last send of superseding events
+    merge_timer: asyncio.TimerHandle | None = None
 
     def add(self, conn: Connection, channels: Iterable[str]) -> None:
         self.connections.add(conn)
@@ -230,6 +237,9 @@ class Room:
 CACHE_KEEPING_EVENTS = frozenset({
     "post.created", "post.deleted", "comment.created", "comment.deleted", "notifications.created",
     "notifications.read", "record.followed", "record.unfollowed",
+    "post.saved", "post.unsaved", "post.pinned", "post.unpinned",
+    "reaction.changed", "notifications.updated",
+    "post.edited", "comment.edited", "version.hidden", "version.unhidden",
 })
 
 RecoverRequests = dict[str, tuple[str, int]]  # channel -> (epoch, offset)
@@ -250,6 +260,7 @@ class Hub:
         # connect whose database check started before one of them is closed on joining.
         self._revoked: dict[tuple[Any, ...], float] = {}
         self._allowlist_reads: dict[int, asyncio.Future[list[str] | None]] = {}
+        self._merge_flushes: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -266,6 +277,9 @@ class Hub:
             for conn in list(room.connections):
                 conn.request_close(disconnect)
         await self.admissions.close()
+        for room in list(self.rooms.values()):
+            if room.merge_timer is not None:
+                room.merge_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -407,9 +421,67 @@ class Hub:
         room.last_seq = pub.seq
         if pub.type not in CACHE_KEEPING_EVENTS:
             room.graph = None
+        key = superseding_key(pub.type, pub.payload)
+        if key is not None:
+            if self._hold_for_merge(room, key, pub):
+                return
+        elif room.merging:
+            self._send_merged(room)  # before any later event: the offsets a client gets only grow
         await self._apply_side_effects(room, pub)
         if room.disabled_modules and hidden_by_modules(pub.payload, room.disabled_modules):
             return
+        self._send(room, pub)
+
+    # --- merging superseding events ----------------------------------------------------------
+    # A burst of reactions on an item reaches clients as one publication per window
+    # (limits.REACTION_MERGE_SECONDS), its last: each event carries the item's absolute counts, so
+    # the ones passed over are never needed. The first change after a quiet window goes out at once;
+    # changes within the window wait for its end, the last of each item replacing the earlier ones.
+    # Held events are sent before any later event of the org, so the offsets a client receives only
+    # grow and never pass a held event: a client that disconnects meanwhile recovers it from the
+    # database (realtime/history.py merges there too).
+
+    def _hold_for_merge(self, room: Room, key: tuple[Any, ...], pub: Published) -> bool:
+        """True if the event is held, to be sent merged; False if it goes out now."""
+        now = time.monotonic()
+        window = limits.REACTION_MERGE_SECONDS
+        if not room.merging and now - room.merged_sent_at >= window:
+            room.merged_sent_at = now
+            return False
+        room.merging[key] = pub
+        if room.merge_timer is None:
+            delay = max(0.0, room.merged_sent_at + window - now)
+            room.merge_timer = asyncio.get_running_loop().call_later(delay, self._merge_window_closed, room)
+        return True
+
+    def _merge_window_closed(self, room: Room) -> None:
+        task = asyncio.ensure_future(self._flush_merged(room))
+        self._merge_flushes.add(task)
+        task.add_done_callback(self._merge_flushes.discard)
+
+    async def _flush_merged(self, room: Room) -> None:
+        async with room.lock:
+            room.merge_timer = None
+            self._send_merged(room)
+
+    def _send_merged(self, room: Room) -> None:
+        """Send the held events in sequence order (under the room's lock)."""
+        if room.merge_timer is not None:
+            room.merge_timer.cancel()
+            room.merge_timer = None
+        held = sorted(room.merging.values(), key=lambda p: p.seq)
+        room.merging.clear()
+        room.merged_sent_at = time.monotonic()
+        for pub in held:
+            if room.disabled_modules and hidden_by_modules(pub.payload, room.disabled_modules):
+                continue
+            try:
+                self._send(room, pub)
+            except Exception:  # one event that cannot be sent must not hold back the others
+                log.exception("event %s of org %s could not be delivered; passed over", pub.seq, room.org_id)
+
+    def _send(self, room: Room, pub: Published) -> None:
+        """Push the publication to every connection subscribed to one of its channels."""
         delivered = 0
         for channel in pub.channels:
             conns = room.subscribers.get(channel)

@@ -70,7 +70,7 @@ class NodeState:
         if not self.outbox:
             return
         depth = GaugeMetricFamily(
-            "feeds_outbox_depth", "Emails and webhook calls waiting to be sent (pending or being sent), by outbox.", labels=["outbox"]
+            "feeds_outbox_depth", "Emails, webhook calls and file previews waiting (pending, or being sent or made), by outbox.", labels=["outbox"]
         )
         age = GaugeMetricFamily(
             "feeds_outbox_oldest_due_seconds", "How long the oldest due item of an outbox has waited (0 when none is due).", labels=["outbox"]
@@ -82,7 +82,7 @@ class NodeState:
         yield age
         dead = GaugeMetricFamily(
             "feeds_outbox_dead_letters",
-            "Emails and webhook calls set aside as failed, not sent again unless an operator retries them "
+            "Emails, webhook calls and file previews set aside as failed, not tried again unless an operator retries them "
             "(feeds-server notifier --failed), by outbox and reason (error, refused, gave_up, revoked, other).",
             labels=["outbox", "reason"],
         )

@@ -4,7 +4,12 @@
 name and `version`, the org's settings); then one line per row, `"t"` naming its table, in an order
 where a row only refers to rows above it; the last is `"t": "end"` with the count of each table, so
 a cut-off archive is told from a whole one. Ids are the exporting server's; an import gives new ones.
-`files/<attachment id>` holds the bytes of each attachment.
+`files/<attachment id>` holds the bytes of each attachment (never their thumbnails: the importing
+server's worker makes them again).
+
+Version 2 added posts' and comments' `edited_at`, their earlier texts (`item_version`), reactions,
+saved items, pins and the org's edit window. A version 1 archive is still read: it simply has none
+of these.
 
 Written and read as streams: neither side holds the org in memory.
 """
@@ -20,13 +25,15 @@ from typing import IO, Any
 import orjson
 
 FORMAT = "feeds-server/org-export"
-VERSION = 1
+VERSION = 2
+# The versions this server imports: each later one only adds tables and fields.
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.jsonl"
 
 # Tables of the manifest, in the order they are written and read.
 TABLES = (
     "user", "role", "profile", "territory", "territory_member", "membership", "notification_settings", "group",
-    "record", "follow", "rule", "post", "comment", "notification",
+    "record", "follow", "rule", "post", "comment", "item_version", "reaction", "saved_item", "pin", "notification",
 )
 
 
@@ -94,8 +101,9 @@ class ArchiveReader:
         self.header = next(self.lines())
         if self.header.get("t") != "header" or self.header.get("format") != FORMAT:
             raise ArchiveError(f"{path}: not an org export of this server")
-        if self.header.get("version") != VERSION:
-            raise ArchiveError(f"{path}: format version {self.header.get('version')!r}; this server reads version {VERSION}")
+        if self.header.get("version") not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+            raise ArchiveError(f"{path}: format version {self.header.get('version')!r}; this server reads versions {readable}")
 
     def lines(self) -> Iterator[dict[str, Any]]:
         """Every line of the manifest, header and end included, read as a stream."""

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from feeds_server.config import Settings
+from feeds_server.store import sqlite_functions  # noqa: F401 - SQL functions the SQLite triggers call, on every connection
 
 
 def _json_dumps(value: Any) -> str:

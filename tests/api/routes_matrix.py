@@ -50,6 +50,8 @@ def _value(annotation: Any, name: str) -> Any:
         return "https://crm.example.com/hook"
     if name == "token":
         return "fsi_nothing"
+    if name == "emoji":
+        return "👍"
     return "x"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from feeds_server.domain import permissions as perms
+from feeds_server.notify.previews import make_previews
 from tests import factory
 from tests.api.routes_matrix import ep_id, example, fill, org_endpoints
 
@@ -14,7 +15,11 @@ MANAGE_GROUPS = org_endpoints(lambda ep: ep.permission == perms.MANAGE_GROUPS)
 WITH_IDS = org_endpoints(lambda ep: ":int}" in ep.path)
 assert len(WITH_IDS) > 20, "the isolation matrix covers the routes with ids"
 ANY_ID = {"user_id": 1, "node_id": 1, "profile_id": 1, "invitation_id": 1, "integration_id": 1, "group_id": 1,
-          "post_id": 1, "comment_id": 1, "attachment_id": 1, "notification_id": 1, "record_id": 1, "rule_id": 1}
+          "post_id": 1, "comment_id": 1, "attachment_id": 1, "notification_id": 1, "record_id": 1, "rule_id": 1,
+          "version_id": 1}
+# A 2×2 PNG: the attachment of the populated org gets a thumbnail.
+TINY_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x02\x08\x02\x00\x00\x00\xfd\xd4\x9as\x00\x00\x00"
+            b"\x16IDATx\x9cc\xfc\xcf\xc0\xc0\xc0\xc0\xc0\xc4\xc0\xc0\xc0\xc0\xc0\x00\x00\r\x1d\x01\x03j\xc2\x9b\xe9\x00\x00\x00\x00IEND\xaeB`\x82")
 
 
 async def _org_with_standard_member(client, settings):  # type: ignore[no-untyped-def]
@@ -55,18 +60,26 @@ async def _populated_org(client, settings, services):  # type: ignore[no-untyped
     ids["rule_id"] = (await owner.post(f"/api/v1/orgs/{slug}/rules", json={
         "name": "R", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 1}})).json()["rule"]["id"]
     ids["group_id"] = (await owner.post(f"/api/v1/orgs/{slug}/groups", json={"name": "G", "sources": [{"type": "user", "id": owner.id}]})).json()["group"]["id"]
-    post = (await owner.post(f"/api/v1/orgs/{slug}/posts", files=[("files", ("a.txt", b"abc", "text/plain"))], data={"message": f'{{"body": "hi @[user:{member.id}]"}}'})).json()["post"]
+    post = (await owner.post(f"/api/v1/orgs/{slug}/posts", files=[("files", ("a.png", TINY_PNG, "image/png"))], data={"message": f'{{"body": "hi @[user:{member.id}]"}}'})).json()["post"]
     ids["post_id"] = post["id"]
     ids["attachment_id"] = post["attachments"][0]["id"]
+    assert await make_previews(services, burst=True) == 1  # its preview and inline image exist: still 404 elsewhere
     ids["comment_id"] = (await owner.post(f"/api/v1/orgs/{slug}/posts/{post['id']}/comments", json={"body": "c"})).json()["comment"]["id"]
+    await owner.patch(f"/api/v1/orgs/{slug}/posts/{post['id']}", json={"body": f"hello @[user:{member.id}]"})
+    ids["version_id"] = (await owner.get(f"/api/v1/orgs/{slug}/posts/{post['id']}/history")).json()["versions"][1]["version_id"]
+    for path in (f"posts/{post['id']}", f"comments/{ids['comment_id']}"):
+        assert (await member.put(f"/api/v1/orgs/{slug}/{path}/reactions", json={"emoji": "👍", "on": True})).status_code == 200
     notes = (await member.get(f"/api/v1/orgs/{slug}/notifications")).json()["notifications"]
     ids["notification_id"] = notes[0]["id"]
+    assert (await owner.put(f"/api/v1/orgs/{slug}/posts/{post['id']}/saved")).status_code == 200
+    assert (await owner.put(f"/api/v1/orgs/{slug}/posts/{post['id']}/pin")).status_code == 200
     return owner, member, org, ids
 
 
 async def _snapshot(owner, slug: str) -> dict:  # type: ignore[no-untyped-def]
     paths = ["", "/members?limit=100", "/roles", "/profiles", "/territories", "/groups", "/feed?limit=100",
-             "/invitations", "/integrations", "/feed-modules", "/rules", "/followed-records"]
+             "/invitations", "/integrations", "/feed-modules", "/rules", "/followed-records", "/saved", "/pins",
+             "/search?q=hello", "/search?q=type:comment", "/search?q=type:record"]
     return {p: (await owner.get(f"/api/v1/orgs/{slug}{p}")).json() for p in paths}
 
 
@@ -131,3 +144,17 @@ async def test_a_profile_without_the_feeds_tab_gets_403_on_every_feed_endpoint(c
     for ep in FEED_ENDPOINTS:
         r = await member.client.request(ep.method, fill(ep, slug, ANY_ID), json=example(ep.body), headers=member.headers)
         assert r.status_code == 403 and r.json()["error"]["code"] == "feeds_tab_required", ep_id(ep)
+
+
+async def test_search_finds_nothing_of_another_org(client, settings, services):
+    """F-ORG-8: org A's posts, comments and record updates are found in A, never through B or with B's caller."""
+    owner_a, member_a, org_a, ids = await _populated_org(client, settings, services)
+    owner_b = await factory.sign_up(client, factory.unique("OwnerB"))
+    org_b = await factory.create_org(owner_b)
+    queries = ["hello", "deal", "type:comment", "type:record", f"from:{owner_a.id}", f"in:{ids['group_id']}", "has:file"]
+    found_in_a = {q: (await owner_a.get(f"/api/v1/orgs/{org_a['slug']}/search", params={"q": q})).json()["items"] for q in queries}
+    assert all(found_in_a[q] for q in ("hello", "type:comment", "type:record", "has:file")), found_in_a
+    for q in queries:
+        r = await owner_b.get(f"/api/v1/orgs/{org_b['slug']}/search", params={"q": q})
+        assert r.status_code == 200 and r.json()["items"] == [], (q, r.text)
+        assert (await owner_b.get(f"/api/v1/orgs/{org_a['slug']}/search", params={"q": q})).status_code == 404

@@ -1,7 +1,9 @@
-"""Exporting an org and importing it into another with a mapping of users (F-OPS-3, F-ORG-8)."""
+"""Exporting an org and importing it into another with a mapping of users (F-OPS-3, F-ORG-8): with
+edits and their history, reactions, saved items, pins and file previews (F-POST-9)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -10,16 +12,30 @@ from typing import Any
 
 import orjson
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from feeds_server.cli import data as data_cli
 from feeds_server.actions import org_export, org_import
 from feeds_server.actions.org_import import ImportRefused
-from feeds_server.store.models import Event
+from feeds_server.notify.previews import make_previews
+from feeds_server.store import archive as archive_format
+from feeds_server.store.models import Event, PreviewJob
 from feeds_server.store.scope import org_session
 from tests import factory
 
 FILE_BYTES = os.urandom(300_000)
+# The tables and fields version 2 of the archive added.
+NEW_TABLES = ("item_version", "reaction", "saved_item", "pin")
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), "teal").save(out, format="PNG")
+    return out.getvalue()
+
+
+PNG_BYTES = _png()
 
 
 def _same_shape(value: Any) -> Any:
@@ -33,7 +49,8 @@ def _same_shape(value: Any) -> Any:
 
 
 async def _source_org(client, settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """An org with posts, mentions, a group post, private messages, comments, a file, records and follows."""
+    """An org with posts, mentions, a group post, private messages, comments, files, records and follows;
+    edited posts and comments (an earlier text hidden), reactions, saved items, pins and an edit window."""
     alice = await factory.sign_up(client, factory.unique("Alice"))
     org = await factory.create_org(alice)
     slug = org["slug"]
@@ -51,8 +68,15 @@ async def _source_org(client, settings) -> dict[str, Any]:  # type: ignore[no-un
         assert r.status_code == 201, r.text
         return r.json()["post"]["id"]
 
-    async def comment(actor: factory.Actor, post_id: int, text: str) -> None:
-        assert (await actor.post(f"{b}/posts/{post_id}/comments", json={"body": text})).status_code == 201
+    async def comment(actor: factory.Actor, post_id: int, text: str) -> int:
+        r = await actor.post(f"{b}/posts/{post_id}/comments", json={"body": text})
+        assert r.status_code == 201, r.text
+        return r.json()["comment"]["id"]
+
+    async def ok(response: Any) -> Any:
+        r = await response
+        assert r.status_code in (200, 204), r.text
+        return r
 
     status = await post(alice, {"body": f"Welcome @[user:{bob.id}], @[role:{sales}] and @[group:{team}]!"})
     await comment(bob, status, f"Thanks @[user:{alice.id}]")
@@ -81,7 +105,30 @@ async def _source_org(client, settings) -> dict[str, Any]:  # type: ignore[no-un
     rule = {"name": "Big ones", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 100}}
     assert (await alice.post(f"{b}/rules", json=rule)).status_code == 201
     assert (await alice.put(f"{b}/feed-modules", json={"modules": {"Leads": False}})).status_code == 200
-    return {"slug": slug, "people": [alice, bob, carol], "team": team}
+
+    # Edits with their history, one earlier text hidden by an admin; the org's edit window.
+    await ok(alice.patch(b, json={"edit_window_seconds": 3600}))
+    plans = await post(carol, {"body": "Plans: draft", "group_id": team})
+    await ok(carol.patch(f"{b}/posts/{plans}", json={"body": f"Plans: second draft for @[user:{alice.id}]"}))
+    await ok(carol.patch(f"{b}/posts/{plans}", json={"body": f"Plans: final, @[user:{alice.id}] and @[group:{team}]"}))
+    first = (await alice.get(f"{b}/posts/{plans}/history")).json()["versions"][-1]
+    await ok(alice.patch(f"{b}/versions/{first['version_id']}", json={"hidden": True}))
+    reply = await comment(alice, plans, "Looks good")
+    await ok(alice.patch(f"{b}/comments/{reply}", json={"body": f"Looks good, @[user:{carol.id}]"}))
+    # Reactions on posts and comments, saved items, pins on the org feed and in a group.
+    thanks = await comment(bob, status, "Noted")
+    for actor, path, emoji in ((bob, f"posts/{status}", "👍"), (carol, f"posts/{status}", "🎉"), (carol, f"posts/{status}", "👍"),
+                               (alice, f"comments/{thanks}", "❤️"), (alice, f"posts/{plans}", "👀"), (carol, f"comments/{reply}", "👍")):
+        await ok(actor.put(f"{b}/{path}/reactions", json={"emoji": emoji, "on": True}))
+    await ok(bob.put(f"{b}/posts/{status}/saved"))
+    await ok(carol.put(f"{b}/posts/{plans}/saved"))
+    await ok(alice.put(f"{b}/posts/{status}/pin"))
+    await ok(alice.put(f"{b}/posts/{plans}/pin"))
+    # An image: the worker made its thumbnail in the source.
+    r = await alice.post(f"{b}/posts", files=[("files", ("chart.png", PNG_BYTES, "image/png"))], data={"message": '{"body": "The chart"}'})
+    assert r.status_code == 201, r.text
+    assert await make_previews(client._transport.app.state.services, burst=True) == 1
+    return {"slug": slug, "people": [alice, bob, carol], "team": team, "plans": plans, "reply": reply, "status": status}
 
 
 async def _target(client, source: dict[str, Any]) -> tuple[factory.Actor, str, list[factory.Actor]]:  # type: ignore[no-untyped-def]
@@ -113,8 +160,13 @@ async def _pages(actor: factory.Actor, url: str, key: str) -> list[dict[str, Any
             return out
 
 
-async def test_an_exported_org_imported_elsewhere_reads_the_same_for_every_mapped_person(client, settings, tmp_path, monkeypatch):
-    """F-OPS-3: the same feeds, group feed, notifications, follows and files, with new ids, in small batches."""
+def _item(items: list[dict[str, Any]], start: str) -> dict[str, Any]:
+    return next(i for i in items if i["body"].startswith(start))
+
+
+async def test_an_exported_org_imported_elsewhere_reads_the_same_for_every_mapped_person(client, settings, services, tmp_path, monkeypatch, capsys):
+    """F-OPS-3: the same feeds, group feed, notifications, follows and files, with new ids, in small batches;
+    the same edit histories, reactions, saved items and pins (F-POST-9); thumbnails made again."""
     monkeypatch.setattr(org_export, "BATCH", 2)
     monkeypatch.setattr(org_import, "BATCH", 3)
     source = await _source_org(client, settings)
@@ -122,8 +174,16 @@ async def test_an_exported_org_imported_elsewhere_reads_the_same_for_every_mappe
     assert await data_cli.export_org(settings, source["slug"], str(archive)) == 0
     owner, slug, twins = await _target(client, source)
     assert await data_cli.import_org(settings, slug, str(archive), _mapping(tmp_path, source, twins), None) == 0
+    assert "the source org's edit window was 3600 seconds; this org's stays unlimited" in capsys.readouterr().out
 
     src, dst = f"/api/v1/orgs/{source['slug']}", f"/api/v1/orgs/{slug}"
+    # The image came without its thumbnail and with a job for the worker, which makes it again.
+    chart = _item(await _pages(twins[0], f"{dst}/feed", "items"), "The chart")["attachments"][0]
+    assert chart["preview"]["state"] == "pending"
+    async with org_session(services.sessions, owner.orgs[slug]["id"]) as session:
+        jobs = (await session.execute(select(PreviewJob.attachment_id, PreviewJob.status))).all()
+        assert [tuple(j) for j in jobs] == [(chart["id"], "pending")]
+    assert await make_previews(services, burst=True) == 1
     for person, twin in zip(source["people"], twins, strict=True):
         before = await _pages(person, f"{src}/feed", "items")
         after = await _pages(twin, f"{dst}/feed", "items")
@@ -139,7 +199,7 @@ async def test_an_exported_org_imported_elsewhere_reads_the_same_for_every_mappe
         await _pages(source["people"][0], f"{src}/groups/{source['team']}/feed", "items"))
 
     # The file came along, byte for byte; mentions point at the new people, roles and groups.
-    deck = next(i for i in await _pages(twins[1], f"{dst}/feed", "items") if i["attachments"])
+    deck = _item(await _pages(twins[1], f"{dst}/feed", "items"), "The deck")
     r = await twins[1].get(f"{dst}/attachments/{deck['attachments'][0]['id']}")
     assert r.status_code == 200 and r.content == FILE_BYTES
     welcome = next(i for i in await _pages(twins[1], f"{dst}/feed", "items") if i["body"].startswith("Welcome"))
@@ -153,11 +213,44 @@ async def test_an_exported_org_imported_elsewhere_reads_the_same_for_every_mappe
     assert [r["name"] for r in (await alice2.get(f"{dst}/rules")).json()["created_by_me"]] == ["Big ones"]
     async with org_session(client._transport.app.state.services.sessions, owner.orgs[slug]["id"]) as session:
         types = list((await session.execute(select(Event.type).order_by(Event.seq))).scalars())
-    assert types[-1] == "org.imported" and "org.import_batch" in types
+    # The last of the import, then the worker's thumbnail.
+    assert types[-2:] == ["org.imported", "attachment.previewed"] and "org.import_batch" in types
     audit = (await owner.get(f"{dst}/audit", params={"action": "org.imported"})).json()["entries"]
     with zipfile.ZipFile(archive) as z:
         exported = orjson.loads(z.read("manifest.jsonl").splitlines()[-1])["counts"]
     assert audit[0]["details"]["counts"]["post"] == exported["post"] and audit[0]["details"]["counts"]["comment"] == exported["comment"]
+    assert {t: exported[t] for t in NEW_TABLES} == {"item_version": 3, "reaction": 6, "saved_item": 2, "pin": 2}
+    assert {t: audit[0]["details"]["counts"][t] for t in NEW_TABLES} == {t: exported[t] for t in NEW_TABLES}
+
+    # Histories (the hidden text hidden, shown to admins), who reacted, saved items and pins read the same.
+    alice, bob, carol = source["people"]
+    alice2, bob2, carol2 = twins
+    plans2 = _item(await _pages(carol2, f"{dst}/feed", "items"), "Plans")
+    status2 = _item(await _pages(bob2, f"{dst}/feed", "items"), "Welcome")
+    reply2 = next(c for c in plans2["latest_comments"] if c["body"].startswith("Looks good"))
+    assert plans2["edited_at"] is not None and reply2["edited_at"] is not None
+    for person, twin in ((alice, alice2), (carol, carol2)):
+        for path, path2 in ((f"posts/{source['plans']}/history", f"posts/{plans2['id']}/history"),
+                            (f"comments/{source['reply']}/history", f"comments/{reply2['id']}/history"),
+                            (f"posts/{source['plans']}/reactions", f"posts/{plans2['id']}/reactions")):
+            want, got = (await person.get(f"{src}/{path}")).json(), (await twin.get(f"{dst}/{path2}")).json()
+            assert _same_shape(got) == _same_shape(want), (person.name, path)
+    history = (await carol2.get(f"{dst}/posts/{plans2['id']}/history")).json()["versions"]
+    assert [v["hidden"] for v in history] == [False, False, True] and history[-1]["body"] is None
+    assert (await alice2.get(f"{dst}/posts/{plans2['id']}/history")).json()["versions"][-1]["hidden_by"]["id"] == alice2.id
+    assert history[1]["body"] == f"Plans: second draft for @[user:{alice2.id}]"
+    who = (await bob2.get(f"{dst}/posts/{status2['id']}/reactions")).json()
+    assert _same_shape(who) == _same_shape((await bob.get(f"{src}/posts/{source['status']}/reactions")).json())
+    for person, twin in zip(source["people"], twins, strict=True):
+        for path in ("/saved", "/pins", f"/pins?group_id={source['team']}"):
+            path2 = path.replace(str(source["team"]), str(team["id"]))
+            want, got = await person.get(f"{src}{path}"), await twin.get(f"{dst}{path2}")
+            assert got.status_code == want.status_code, (person.name, path)
+            if want.status_code == 200:
+                assert _same_shape(got.json()) == _same_shape(want.json()), (person.name, path)
+    assert [p["body"][:5] for p in (await carol2.get(f"{dst}/pins?group_id={team['id']}")).json()["pinned"]] == ["Plans"]
+    # The target's edit window stays its own.
+    assert (await owner.get(dst)).json()["org"]["edit_window_seconds"] is None
 
 
 async def test_people_the_mapping_leaves_out_refuse_the_import_with_their_list(client, settings, tmp_path):
@@ -217,9 +310,106 @@ async def test_an_export_holds_its_org_only(client, settings, tmp_path):
     with zipfile.ZipFile(archive) as z:
         lines = [orjson.loads(line) for line in z.read("manifest.jsonl").splitlines()]
         files = [n for n in z.namelist() if n.startswith("files/")]
-    assert lines[0]["t"] == "header" and lines[0]["version"] == 1 and lines[-1]["t"] == "end"
+    assert lines[0]["t"] == "header" and lines[0]["version"] == archive_format.VERSION == 2 and lines[-1]["t"] == "end"
+    assert lines[0]["org"]["edit_window_seconds"] == 3600
     assert not any("secret of the other org" in json.dumps(line) for line in lines)
     assert {line["email"] for line in lines if line["t"] == "user"} == {p.email for p in source["people"]}
-    assert len(files) == 1
+    # The files, never their thumbnails.
+    assert len(files) == 2 == sum(len(line["attachments"]) for line in lines if line["t"] == "post")
+    assert not any("preview" in a for line in lines if line["t"] == "post" for a in line["attachments"])
     entries = (await alice.get(f"/api/v1/orgs/{source['slug']}/audit", params={"action": "org.exported"})).json()["entries"]
     assert entries[0]["details"]["counts"]["post"] == lines[-1]["counts"]["post"]
+
+
+def _first_version(archive: Path, out: Path) -> None:
+    """The archive as a server that knew neither edits, reactions, saved items nor pins wrote it."""
+    with zipfile.ZipFile(archive) as full, zipfile.ZipFile(out, "w") as old:
+        for name in full.namelist():
+            if name != "manifest.jsonl":
+                old.writestr(name, full.read(name))
+                continue
+            lines = [orjson.loads(line) for line in full.read(name).splitlines()]
+            lines = [line for line in lines if line["t"] not in NEW_TABLES]
+            lines[0]["version"] = 1
+            del lines[0]["org"]["edit_window_seconds"]
+            counts: dict[str, int] = {}
+            for line in lines[1:-1]:
+                line.pop("edited_at", None)
+                counts[line["t"]] = counts.get(line["t"], 0) + 1
+            lines[-1]["counts"] = counts
+            old.writestr(name, b"".join(orjson.dumps(line) + b"\n" for line in lines))
+
+
+def _without_new_data(value: Any) -> Any:
+    """A feed as an archive of version 1 carries it: no edit times, reactions, saved marks, nor thumbnails
+    and the image sizes the worker reads (not run here)."""
+    if isinstance(value, list):
+        return [_without_new_data(v) for v in value]
+    if isinstance(value, dict):
+        skip = {"edited_at", "reactions", "my_reactions", "saved", "preview", "width", "height", "page_count"}
+        return {k: _without_new_data(v) for k, v in value.items() if k not in skip}
+    return value
+
+
+async def test_an_archive_of_the_first_version_still_imports(client, settings, services, tmp_path):
+    """F-OPS-3: an archive written before edits, reactions, saved items and pins existed imports, without them."""
+    source = await _source_org(client, settings)
+    archive, old = tmp_path / "export.zip", tmp_path / "old.zip"
+    await data_cli.export_org(settings, source["slug"], str(archive))
+    _first_version(archive, old)
+    owner, slug, twins = await _target(client, source)
+    assert await data_cli.import_org(settings, slug, str(old), _mapping(tmp_path, source, twins), None) == 0
+
+    src, dst = f"/api/v1/orgs/{source['slug']}", f"/api/v1/orgs/{slug}"
+    for person, twin in zip(source["people"], twins, strict=True):
+        before, after = await _pages(person, f"{src}/feed", "items"), await _pages(twin, f"{dst}/feed", "items")
+        assert _same_shape(_without_new_data(after)) == _same_shape(_without_new_data(before)), person.name
+        assert all(i["edited_at"] is None and i["reactions"] == [] and not i["saved"] for i in after)
+        assert (await twin.get(f"{dst}/saved")).json()["items"] == []
+        assert (await twin.get(f"{dst}/pins")).json()["pinned"] == []
+    carol2 = twins[2]
+    plans = _item(await _pages(carol2, f"{dst}/feed", "items"), "Plans")
+    assert [v["current"] for v in (await carol2.get(f"{dst}/posts/{plans['id']}/history")).json()["versions"]] == [True]
+    # Images still get their thumbnails made.
+    chart = _item(await _pages(twins[0], f"{dst}/feed", "items"), "The chart")["attachments"][0]
+    assert chart["preview"]["state"] == "pending"
+
+
+async def test_people_named_only_by_earlier_texts_and_reactions_are_in_the_archive(client, settings, tmp_path):
+    """F-OPS-3: a former member whom only an earlier text mentions, or who reacted, is among the archive's people."""
+    alice = await factory.sign_up(client, factory.unique("Alice"))
+    slug = (await factory.create_org(alice))["slug"]
+    b = f"/api/v1/orgs/{slug}"
+    dave, erin = await factory.sign_up(client, factory.unique("Dave")), await factory.sign_up(client, factory.unique("Erin"))
+    for person in (dave, erin):
+        await factory.invite_and_join(alice, slug, person, settings.mail_dir)
+    post = (await alice.post(f"{b}/posts", json={"body": f"Ask @[user:{dave.id}]"})).json()["post"]["id"]
+    assert (await alice.patch(f"{b}/posts/{post}", json={"body": "Ask someone"})).status_code == 200
+    assert (await erin.put(f"{b}/posts/{post}/reactions", json={"emoji": "👍", "on": True})).status_code == 200
+    for person in (dave, erin):
+        assert (await alice.delete(f"{b}/members/{person.id}")).status_code in (200, 204)
+    archive = tmp_path / "export.zip"
+    await data_cli.export_org(settings, slug, str(archive))
+    with zipfile.ZipFile(archive) as z:
+        lines = [orjson.loads(line) for line in z.read("manifest.jsonl").splitlines()]
+    people = {line["id"]: line["member"] for line in lines if line["t"] == "user"}
+    assert people == {alice.id: True, dave.id: False, erin.id: False}
+    assert [line["user_id"] for line in lines if line["t"] == "reaction"] == [erin.id]
+    assert [line["body"] for line in lines if line["t"] == "item_version"] == [f"Ask @[user:{dave.id}]"]
+
+
+async def test_pins_the_org_feed_has_no_place_for_are_left_out_and_told(client, settings, tmp_path, capsys):
+    """At most 5 pins on the org feed: an import into a full one keeps its own; group pins land in the new group."""
+    source = await _source_org(client, settings)
+    archive = tmp_path / "export.zip"
+    await data_cli.export_org(settings, source["slug"], str(archive))
+    owner, slug, twins = await _target(client, source)
+    dst = f"/api/v1/orgs/{slug}"
+    for n in range(5):
+        post = (await owner.post(f"{dst}/posts", json={"body": f"House rule {n}"})).json()["post"]["id"]
+        assert (await owner.put(f"{dst}/posts/{post}/pin")).status_code == 200
+    assert await data_cli.import_org(settings, slug, str(archive), _mapping(tmp_path, source, twins), None) == 0
+    assert "1 pin(s) of the org feed left out: it has 5 pinned posts already" in capsys.readouterr().out
+    assert [p["body"] for p in (await owner.get(f"{dst}/pins")).json()["pinned"]] == [f"House rule {n}" for n in range(4, -1, -1)]
+    team = next(g for g in (await twins[0].get(f"{dst}/groups")).json()["groups"] if g["name"] == "Team")
+    assert [p["body"][:5] for p in (await twins[0].get(f"{dst}/pins?group_id={team['id']}")).json()["pinned"]] == ["Plans"]

@@ -15,6 +15,7 @@ from feeds_server.store.models.feed import (
     PreviewJob,
 )
 from feeds_server.store.models.marks import Pin, Reaction, SavedItem
+from feeds_server.store.models.search import SearchItem
 from feeds_server.store.models.identity import AuthToken, User
 from feeds_server.store.models.notify import EmailJob, Notification, NotificationSettings
 from feeds_server.store.models.records import (
@@ -57,6 +58,7 @@ __all__ = [
     "PreviewJob",
     "Reaction",
     "SavedItem",
+    "SearchItem",
     "Mention",
     "Notification",
     "NotificationSettings",

@@ -4,18 +4,22 @@
 import { h } from './dom.js';
 import { addComment, removeComment, removeItem, renderItem } from './items.js';
 import * as live from './live.js';
+import { pinnedSection } from './marks.js';
 
 /**
  * feedList({fetchPage, accepts, emptyText, scope}):
  *   fetchPage(cursor) → Promise<{items, next_cursor}>
  *   accepts(post)     → whether a post that arrives live belongs in this list
+ *   pinPlace          → null: show the org feed's pinned posts on top; a group id: that group's
+ *                       (from the first page's `pinned`); left out: no pinned posts
  */
-export function feedList({ fetchPage, accepts, emptyText, scope }) {
+export function feedList({ fetchPage, accepts, emptyText, scope, pinPlace }) {
   const list = h('div', { class: 'feed', 'aria-live': 'polite', 'aria-busy': 'false' });
   const status = h('p', { class: 'feed-end muted' });
   const more = h('button', { type: 'button', class: 'load-more', hidden: true }, 'Load older posts');
   const sentinel = h('div', { class: 'sentinel', 'aria-hidden': 'true' });
-  const el = h('section', { class: 'feed-wrap', 'aria-label': 'Feed' }, list, more, status, sentinel);
+  const pins = pinPlace === undefined ? null : pinnedSection(pinPlace, scope);
+  const el = h('section', { class: 'feed-wrap', 'aria-label': 'Feed' }, pins?.el, list, more, status, sentinel);
   let cursor = null;
   let done = false;
   let loading = false;
@@ -32,6 +36,7 @@ export function feedList({ fetchPage, accepts, emptyText, scope }) {
     try {
       const page = await fetchPage(cursor);
       if (mine !== generation) return;
+      if (pins && page.pinned) pins.fill(page.pinned);
       for (const post of page.items) if (!has(post.id)) list.append(renderItem(post));
       cursor = page.next_cursor;
       done = !cursor;

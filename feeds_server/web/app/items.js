@@ -1,9 +1,13 @@
 // One feed item: a post, a private message or a record update (with its business card, F-FEED-4),
 // its attachments and its comments. Live events find items by `data-post-id`.
 
-import { api, download } from './api.js';
-import { confirmButton, formatBytes, formatValue, h, icon, timeAgo, toast } from './dom.js';
+import { api } from './api.js';
+import { confirmButton, formatValue, h, timeAgo, toast } from './dom.js';
 import { commentBox } from './composer.js';
+import { editButton, editedMarker } from './edits.js';
+import { pinToggle, saveToggle } from './marks.js';
+import { reactionBar } from './reactions.js';
+import { renderAttachments } from './previews.js';
 import { session } from './session.js';
 
 const orgHref = (path) => `#/org/${encodeURIComponent(session.org.slug)}${path}`;
@@ -51,29 +55,17 @@ function recordCard(record, fields) {
       : null);
 }
 
-function attachments(post) {
-  if (!post.attachments?.length) return null;
-  return h('ul', { class: 'attachments', 'aria-label': 'Attachments' }, post.attachments.map((a) => {
-    const button = h('button', { type: 'button', class: 'attachment' }, icon('clip'), a.filename, h('span', { class: 'muted small' }, ` ${formatBytes(a.size)}`));
-    button.addEventListener('click', async () => {
-      try {
-        await download(session.orgPath(`/attachments/${a.id}`), a.filename);
-      } catch (err) {
-        toast(err.message, 'error');
-      }
-    });
-    return h('li', {}, button);
-  }));
-}
-
 export function renderComment(comment) {
   const crm = comment.data?.source === 'crm';
   const el = h('li', { class: 'comment', dataset: { commentId: String(comment.id) } },
     h('div', { class: 'comment-head' },
       h('strong', {}, comment.author?.name || (crm ? 'CRM' : 'Someone')),
       crm ? h('span', { class: 'badge' }, 'CRM note') : null,
-      ' ', timeAgo(comment.created_at)),
-    h('div', { class: 'text' }, renderSegments(comment.segments)));
+      ' ', timeAgo(comment.created_at), ' ', editedMarker('comment', comment)),
+    h('div', { class: 'text' }, renderSegments(comment.segments)),
+    reactionBar('comment', comment));
+  const edit = editButton('comment', comment);
+  if (edit) el.querySelector('.comment-head').append(' ', edit);
   if (canDelete(comment.author?.id)) {
     el.querySelector('.comment-head').append(' ', confirmButton('Delete', 'Delete comment', async () => {
       try {
@@ -143,11 +135,12 @@ export function renderItem(post, { missed = false, expanded = false } = {}) {
     post.module && !record ? h('span', { class: 'badge module' }, post.module) : null,
     h('span', { class: 'spacer' }),
     missed ? h('span', { class: 'badge missed-badge' }, 'While you were offline') : null,
-    h('a', { href: orgHref(`/post/${post.id}`), class: 'when' }, timeAgo(post.created_at)));
+    h('a', { href: orgHref(`/post/${post.id}`), class: 'when' }, timeAgo(post.created_at)),
+    editedMarker('post', post));
   item.append(head);
   item.append(h('div', { class: 'text' }, renderSegments(post.segments)));
   if (record) item.append(recordCard(record, post.data.fields));
-  const files = attachments(post);
+  const files = renderAttachments(post); // thumbnails, the image viewer and downloads (previews.js)
   if (files) item.append(files);
 
   const comments = h('ul', { class: 'comments', 'aria-label': 'Comments' }, (post.latest_comments || []).map(renderComment));
@@ -162,7 +155,9 @@ export function renderItem(post, { missed = false, expanded = false } = {}) {
     reply.setAttribute('aria-expanded', 'true');
     box.focus();
   });
-  const actions = h('div', { class: 'item-actions' }, reply);
+  const actions = h('div', { class: 'item-actions' }, reply, saveToggle(post), pinToggle(post));
+  const edit = editButton('post', post);
+  if (edit) actions.append(edit);
   if (canDelete(post.author?.id)) {
     actions.append(confirmButton('Delete', 'Delete post', async () => {
       try {
@@ -173,7 +168,7 @@ export function renderItem(post, { missed = false, expanded = false } = {}) {
       }
     }, { 'aria-label': 'Delete this post' }));
   }
-  item.append(actions, more, comments, box.form);
+  item.append(reactionBar('post', post), actions, more, comments, box.form);
   updateMore(item);
   if (expanded && post.comment_count > (post.latest_comments || []).length) loadAllComments(item, post.id).catch(() => {});
   return item;

@@ -14,6 +14,8 @@ import { renderNotifications } from './views/notifications.js';
 import { renderPost, renderWall } from './views/wall.js';
 import { renderRecord, renderRecords } from './views/records.js';
 import { renderRules } from './views/rules.js';
+import { renderSaved } from './views/saved.js';
+import { renderSearch } from './views/search.js';
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
@@ -51,6 +53,8 @@ const ORG_VIEWS = {
   record: renderRecord,
   notifications: renderNotifications,
   rules: renderRules,
+  saved: renderSaved,
+  search: renderSearch,
   admin: renderAdmin,
 };
 
@@ -224,6 +228,19 @@ function navLink(slug, page, label, active) {
   return h('a', { href: `#/org/${encodeURIComponent(slug)}/${page}`, class: active ? 'active' : null, 'aria-current': active ? 'page' : null }, label);
 }
 
+/** The search box: words and filters (from:me in:Sales type:comment …) open the results view. */
+function searchBox(slug, page) {
+  const input = h('input', { type: 'search', id: 'search-q', name: 'q', placeholder: 'Search', 'aria-label': 'Search posts, messages and comments',
+    value: page === 'search' ? parseHash().query.get('q') || '' : '' });
+  const form = h('form', { class: 'search-box', role: 'search' }, input);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const q = input.value.trim();
+    if (q) go(`#/org/${encodeURIComponent(slug)}/search?q=${encodeURIComponent(q)}`);
+  });
+  return form;
+}
+
 function renderTop(page) {
   clear(top);
   if (!auth.token || !session.me) {
@@ -247,6 +264,7 @@ function renderTop(page) {
     nav.append(
       navLink(org.slug, 'feed', 'Feed', page === 'feed' || page === 'post'),
       navLink(org.slug, 'groups', 'Groups', page === 'groups' || page === 'group'),
+      navLink(org.slug, 'saved', 'Saved', page === 'saved'),
       navLink(org.slug, 'records', 'Records', page === 'records' || page === 'record'),
       navLink(org.slug, 'rules', 'Rules', page === 'rules'),
       org.isAdmin ? navLink(org.slug, 'admin', 'Admin', page === 'admin') : null,
@@ -254,6 +272,7 @@ function renderTop(page) {
   }
   const invites = session.me.invitations.length;
   const right = h('div', { class: 'topbar-right' },
+    org ? searchBox(org.slug, page) : null,
     h('span', { id: 'live-status', class: 'live', hidden: true }),
     org ? h('a', { id: 'bell', class: ['bell', page === 'notifications' && 'active'], href: `#/org/${encodeURIComponent(org.slug)}/notifications`, 'aria-label': 'Notifications' },
       icon('bell'), h('span', { id: 'bell-count', class: 'count', hidden: true }, '0')) : null,

@@ -38,6 +38,7 @@ export const session = {
       slug: data.org.slug,
       name: data.org.name,
       timeZone: data.org.time_zone,
+      editWindowSeconds: data.org.edit_window_seconds, // null: no limit, 0: editing off (edits.js)
       permissions,
       isAdmin: permissions.includes('admin') || data.membership.is_super_admin,
       canManageGroups: permissions.includes('manage_groups'),

@@ -90,6 +90,7 @@ export async function renderGroup(main, { id, scope }) {
   const feed = feedList({
     scope,
     emptyText: 'No posts in this group yet.',
+    pinPlace: groupId,
     fetchPage: (cursor) => api.get(session.orgPath(`/groups/${groupId}/feed`), { cursor }),
     accepts: (post) => post.group?.id === groupId,
   });

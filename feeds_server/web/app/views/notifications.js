@@ -15,6 +15,14 @@ async function describe(n) {
     const actor = await session.userName(n.actor_id);
     return { title: `${actor} ${VIA[n.data.via] || 'mentioned you'}`, excerpt: n.data.excerpt || '' };
   }
+  if (n.kind === 'reaction') {
+    // One per item, updated as more people react (docs/api.md, "Reactions").
+    const actor = await session.userName(n.actor_id);
+    const others = (n.data.people || 1) - 1;
+    const who = others > 0 ? `${actor} and ${others} other${others === 1 ? '' : 's'}` : actor;
+    const counts = (n.data.reactions || []).map((r) => `${r.emoji} ${r.count}`).join('  ');
+    return { title: `${who} reacted ${n.data.emoji || ''} to your ${n.comment_id ? 'comment' : 'post'}`, excerpt: [n.data.excerpt, counts].filter(Boolean).join(' · ') };
+  }
   const record = n.data.record || {};
   const what = `${record.module || ''} record “${record.name || ''}”`;
   const why = n.kind === 'record_owned' ? 'You own it.' : 'You follow it.';
@@ -71,6 +79,10 @@ export async function renderNotifications(main, { scope, go }) {
         list.prepend(await row(n));
         empty.hidden = true;
       }
+    } else if (data.type === 'notifications.updated') {
+      const n = data.payload.notification;
+      const old = list.querySelector(`[data-notification-id="${n.id}"]`);
+      if (old) old.replaceWith(await row(n));
     } else if (data.type === 'notifications.read') {
       const id = data.payload.id;
       const read = id ? list.querySelectorAll(`[data-notification-id="${id}"]`) : list.querySelectorAll('.unread');

@@ -71,6 +71,7 @@ export async function renderWall(main, { scope }) {
   const feed = feedList({
     scope,
     emptyText: 'Nothing here yet. Post the first update!',
+    pinPlace: null,
     fetchPage: (cursor) => api.get(session.orgPath('/feed'), { module: filters.module, ...bounds(), cursor }),
     accepts: (post) => {
       if (filters.module && post.module !== filters.module) return false;
