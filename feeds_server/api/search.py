@@ -23,7 +23,9 @@ class SearchQuery(Query):
     limit: int = Field(default=limits.DEFAULT_PAGE_SIZE, ge=1, le=limits.MAX_PAGE_SIZE)
 
 
-@routes.get("/api/v1/orgs/{slug}/search", permission=perms.FEEDS_TAB, query=SearchQuery, reads_only=True)
+# Not `reads_only`: the search statement's planner settings are local to the request's transaction
+# (store/search.py), so nothing a cancelled or failed request set can outlive it on a pooled connection.
+@routes.get("/api/v1/orgs/{slug}/search", permission=perms.FEEDS_TAB, query=SearchQuery)
 async def search_items(ctx: Ctx) -> dict[str, Any]:
     """Search what the caller may see (posts, messages, record updates, comments): words, "phrases", filters; best first."""
     me = ctx.me

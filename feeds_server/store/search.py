@@ -6,7 +6,9 @@ PostgreSQL matches `search_items.tsv` (GIN) with a tsquery built by `feeds_searc
 (store/sqlite_functions.py). Either score depends on the item and the query alone, never on other
 items (FTS5's `bm25` would weigh words by the whole index, other orgs' and hidden items included).
 The score is an integer (higher is better) so that a page ends on an exact (score, id) position,
-and the next page starts strictly after it: keyset pagination over a ranking.
+and the next page starts strictly after it: keyset pagination over a ranking. Only a window of
+the newest matches is ranked at a time (`find`), so a search costs about the same however many
+items match; the cursor goes on to older windows.
 
 Visibility is part of the query, never applied to a page afterwards: an item is found only when
 its post has an audience row on one of the reader's channels, and never when its module is one
@@ -22,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.domain import search_text
@@ -40,10 +43,19 @@ _SCALE = 1_000_000
 # A scanned row costs about an eighth of a bitmap match (measured on the benchmark's 1,000,000
 # items, docs/benchmarks.md), so the scan wins when matches^2 > window x rows / 8.
 _SCAN_ROW_COST = 1 / 8
-# For the search statement only (its transaction): the items are read from memory, so a random page
+# For the search statement only (local to the request's transaction, which the search route opens
+# for that reason, and put back at once after the statement; a failed or cancelled request's rollback
+# ends them too, so a pooled connection never keeps them): the items are read from memory, so a random page
 # costs about a sequential one (the default 4 prices a walk of (org_id, author_id, id) above one of
 # (org_id, id) that reads three times the rows), and parallel workers only add start-up time.
-_PG_SETTINGS = "SELECT set_config('random_page_cost', '1.1', true), set_config('max_parallel_workers_per_gather', '0', true)"
+# The settings these change, put back after the search statement (the rest of the request plans as usual).
+_PG_CHANGED = ("random_page_cost", "max_parallel_workers_per_gather", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+_PG_SETTINGS = (
+    "SELECT " + ", ".join(f"was.s{n}" for n in range(len(_PG_CHANGED))) + ", "
+    "set_config('random_page_cost', '1.1', true), set_config('max_parallel_workers_per_gather', '0', true) "
+    "FROM (SELECT " + ", ".join(f"current_setting('{name}') AS s{n}" for n, name in enumerate(_PG_CHANGED)) + " OFFSET 0) AS was"
+)
+_PG_RESTORE = "SELECT " + ", ".join(f"set_config('{name}', :s{n}, true)" for n, name in enumerate(_PG_CHANGED))
 _PG_CHOICE = (
     "SELECT set_config('enable_bitmapscan', :bitmap, true), set_config('enable_hashjoin', :hash, true), "
     "set_config('enable_mergejoin', :hash, true)"
@@ -173,15 +185,19 @@ async def find(
     binds = [bindparam(name, expanding=True) for name in expanding]
     order = "s.id"
     if pg:
-        await session.execute(text(_PG_SETTINGS))
+        was = (await session.execute(text(_PG_SETTINGS))).one()
         scan = True
         if query.has_text:
-            # The audience check is left out of the estimate: it seldom filters much, and costs planning time.
-            filters = [w for w in where if "post_audience" not in w]
-            matches, rows = await _estimate(session, (
-                f"SELECT 1 FROM {source} WHERE {' AND '.join(filters)} UNION ALL "
-                f"SELECT 2 FROM search_items AS s WHERE {' AND '.join(w for w in filters if 'tq.q' not in w)}"
-            ), params, binds)
+            try:
+                # The audience check is left out of the estimate: it seldom filters much, and costs planning time.
+                filters = [w for w in where if "post_audience" not in w]
+                matches, rows = await _estimate(session, (
+                    f"SELECT 1 FROM {source} WHERE {' AND '.join(filters)} UNION ALL "
+                    f"SELECT 2 FROM search_items AS s WHERE {' AND '.join(w for w in filters if 'tq.q' not in w)}"
+                ), params, binds)
+            except BaseException:
+                await _restore(session, was, failed=True)
+                raise
             scan = matches * matches > window * rows * _SCAN_ROW_COST
         if not scan:
             order = "s.id + 0"  # no index gives this order: the GIN bitmap, then the newest
@@ -207,12 +223,29 @@ async def find(
         "ORDER BY found.older DESC, found.score DESC, found.id DESC LIMIT :limit + 1"
     )
     stmt = text(sql).bindparams(*binds)
-    rows = (await session.execute(stmt, params)).all()
+    try:
+        rows = (await session.execute(stmt, params)).all()
+    except BaseException:
+        if pg:
+            await _restore(session, was, failed=True)
+        raise
+    if pg:
+        await _restore(session, was)
     older_top = rows[0].id if rows and rows[0].older else None
     hits = [Hit(id=r.id, post_id=r.post_id, comment_id=r.comment_id, kind=r.kind, score=max(0, int(r.score))) for r in rows if not r.older]
     if older_top is None:
         hits = hits[:limit]
     return Found(hits=hits, top=int(rows[0].top) if rows else None, older_top=older_top)
+
+
+async def _restore(session: AsyncSession, was: Any, failed: bool = False) -> None:
+    """Put the connection's planner settings back. After a failed statement inside a transaction this
+    cannot run, and need not: the transaction's rollback undoes them; the first error is the one raised."""
+    try:
+        await session.execute(text(_PG_RESTORE), {f"s{n}": was[n] for n in range(len(_PG_CHANGED))})
+    except DBAPIError:
+        if not failed:
+            raise
 
 
 async def _estimate(session: AsyncSession, sql: str, params: dict[str, Any], binds: list[Any]) -> list[float]:

@@ -14,18 +14,10 @@ from tests.api.records_helpers import crm, ev, send  # noqa: F401 - the crm fixt
 
 @pytest.fixture
 async def team(client, settings):  # type: ignore[no-untyped-def]
-    """An org with its owner (admin) and two members."""
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
-    ann = await factory.sign_up(client, factory.unique("Ann"))
-    bob = await factory.sign_up(client, factory.unique("Bob"))
-    for m in (ann, bob):
-        await factory.invite_and_join(owner, org["slug"], m, settings.mail_dir)
-    return owner, ann, bob, org
+    return await factory.team(client, settings.mail_dir)
 
 
-def base(org) -> str:  # type: ignore[no-untyped-def]
-    return f"/api/v1/orgs/{org['slug']}"
+base = factory.org_path
 
 
 async def search(actor, org, q: str, **params):  # type: ignore[no-untyped-def]
@@ -143,6 +135,25 @@ async def test_only_a_window_of_the_newest_visible_matches_is_ranked_and_older_o
     first = await search(bob, org, "forecast", limit=10)
     assert {i["post"]["id"] for i in first["items"]} == {newest["id"], ids[6], ids[5]}
     assert first["more_older"] is True and first["next_cursor"] is not None
+
+
+async def test_the_planner_settings_of_a_search_end_with_its_request(team, services, backend) -> None:
+    """The search statement plans with settings of its own (store/search.py); they are local to the
+    request's transaction, so no pooled connection keeps them for the next request."""
+    owner, ann, _, org = team
+    await owner.post(f"{base(org)}/posts", json={"body": "quarterly pipeline review"})
+    assert (await found(ann, org, "pipeline review")) == ["quarterly pipeline review"]
+    if backend != "postgres":
+        return
+    names = ("random_page_cost", "max_parallel_workers_per_gather", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin")
+    connections = [await services.engine.connect() for _ in range(3)]
+    try:
+        for conn in connections:
+            changed = (await conn.execute(text("SELECT name FROM pg_settings WHERE name = ANY(:n) AND setting <> reset_val"), {"n": list(names)})).all()
+            assert changed == []
+    finally:
+        for conn in connections:
+            await conn.close()
 
 
 async def test_filters_combine(team, client, settings):
