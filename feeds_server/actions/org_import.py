@@ -50,11 +50,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server import limits
 from feeds_server.actions import audit
 from feeds_server.actions.orgs import join_org
-from feeds_server.actions.posts import PREVIEW_PENDING, insert_attachments
+from feeds_server.actions.posts import insert_attachments
 from feeds_server.domain import names
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import ORG, SOURCE_GROUP, SOURCE_USER, group_channel, user_channel
-from feeds_server.domain.file_types import HEAD_BYTES, previewable, sniff
+from feeds_server.domain.file_types import HEAD_BYTES, PREVIEW_NONE, PREVIEW_PENDING, previewable, sniff
 from feeds_server.domain.orgs import normalize_email
 from feeds_server.domain.remap import remap_channels, remap_followers, remap_record_ref, remap_text
 from feeds_server.errors import FeedsError
@@ -587,7 +587,7 @@ class _Importer:
         return {"filename": self.name("file", a["filename"]), "content_type": a["content_type"], "size": a["size"], "sha256": a["sha256"],
                 "storage_key": key, "created_at": _time(a["created_at"]),
                 # What the bytes are decides the preview, as on upload (actions/posts.py).
-                "preview_state": PREVIEW_PENDING if previewable(sniff(head)) else None}
+                "preview_state": PREVIEW_PENDING if previewable(sniff(head)) else PREVIEW_NONE}
 
     async def _comments(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
         kept = [(c, post) for c in batch if (post := self.lookup("post", c["post_id"])) is not None]

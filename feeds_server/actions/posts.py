@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import ORG, OrgGraph, group_channel, outside_audience, user_channel
-from feeds_server.domain.file_types import previewable
+from feeds_server.domain.file_types import PREVIEW_NONE, PREVIEW_PENDING, previewable
 from feeds_server.actions.notifications import notify_mentions
 from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
@@ -24,7 +24,6 @@ from feeds_server.store.scope import current_org
 from feeds_server.store.models import Attachment, Comment, Group, Membership, Mention, Post, PostAudience, PreviewJob, Role, User
 
 STATUS, GROUP, PRIVATE, RECORD = "status", "group", "private", "record"
-PREVIEW_PENDING = "pending"
 EXCERPT_CHARS = 280
 
 
@@ -185,7 +184,7 @@ async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[d
     files = [
         {"org_id": org_id, "post_id": pid, "filename": f.filename, "content_type": f.content_type, "size": f.size,
          "sha256": f.sha256, "storage_key": f.storage_key, "created_at": i.now,
-         "preview_state": PREVIEW_PENDING if previewable(f.detected_type) else None}
+         "preview_state": PREVIEW_PENDING if previewable(f.detected_type) else PREVIEW_NONE}
         for pid, i in zip(ids, items) for f in i.files
     ]
     await insert_attachments(session, org_id, files)

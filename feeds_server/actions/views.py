@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions.reaction_counts import counts_of_items
+from feeds_server.domain.file_types import PREVIEW_NONE
 from feeds_server.domain.messages import parse_mentions, render
 from feeds_server.store.models import Attachment, Comment, Group, Post, Role, User
 
@@ -142,7 +143,7 @@ def attachment_view(a: Attachment) -> dict[str, Any]:
     ("pending", "ready", "failed") and, once ready, the thumbnail's size. The original's size in
     pixels (an image) or its page count (a PDF) appear once the worker has read them."""
     view: dict[str, Any] = {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size, "preview": None}
-    if a.preview_state is not None:
+    if a.preview_state not in (None, PREVIEW_NONE):
         view["preview"] = {"state": a.preview_state, "width": a.preview_width, "height": a.preview_height}
     for name in ("width", "height", "page_count"):
         value = getattr(a, name)

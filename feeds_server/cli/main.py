@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     notifier.add_argument(
         "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, webhook:7, preview:3, all), then exit"
     )
+    previews_cmd = sub.add_parser("previews", help="file previews: queue thumbnails for files stored before previews existed")
+    previews_cmd.add_argument("--backfill", action="store_true", required=True, help="queue a preview job for every image or PDF without one")
+    previews_cmd.add_argument("--org", help="only this org (its access URL slug); default every org")
     sub.add_parser("demo", help="on an empty database, create the demo account and org, and print how to sign in")
     sub.add_parser("config", help="print the settings in force (secrets masked)")
     rules_cmd = sub.add_parser("rules", help="auto-follow rule files: validate, apply to an org")
@@ -80,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(notifier.failed(settings, args.retry or []))
     if args.command == "notifier":
         return asyncio.run(_notifier(settings, args.burst))
+    if args.command == "previews":
+        from feeds_server.cli import previews
+
+        return asyncio.run(previews.backfill(settings, args.org))
     if args.command == "rules":
         from feeds_server.cli import rules
 

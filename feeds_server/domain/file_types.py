@@ -18,6 +18,12 @@ PREVIEWABLE = IMAGE_TYPES | {PDF}
 # Enough of a file's start to tell every type above apart.
 HEAD_BYTES = 16
 
+# An attachment's `preview_state` as it is written with the file: a thumbnail to make, or nothing to
+# make (not an image or a PDF). NULL is a file stored before previews existed, never looked at
+# (actions/preview_backfill.py); the worker moves "pending" on (notify/previews.py).
+PREVIEW_PENDING = "pending"
+PREVIEW_NONE = "none"
+
 
 def sniff(head: bytes) -> str | None:
     """The media type the bytes announce, or None for anything not listed above."""

@@ -270,3 +270,39 @@ async def test_a_job_whose_worker_died_is_taken_again_and_set_aside_after_its_at
     assert jobs[ids[1]].status == "failed" and jobs[ids[1]].last_error.startswith(f"gave_up: after {limits.PREVIEW_MAX_ATTEMPTS} attempts")
     now = await fresh(ann, org, post["id"])
     assert now["a.png"]["preview"]["state"] == "ready" and now["b.png"]["preview"]["state"] == "failed"
+
+
+async def test_files_stored_before_previews_existed_get_them_by_a_backfill(team, services, settings):  # noqa: F811
+    """`feeds-server previews --backfill`: an image or PDF that was never looked at gets a job (once),
+    any other file is marked as having nothing to preview, a missing file is left for a later run."""
+    from feeds_server.actions.preview_backfill import backfill_previews
+
+    owner, ann, bob, org = team
+    post = await post_files(ann, org, [
+        ("old.png", image_bytes("PNG"), "image/png"),
+        ("old.pdf", pdf_of(2), "application/pdf"),
+        ("old.txt", b"plain words", "text/plain"),
+        ("gone.png", image_bytes("PNG", (50, 50)), "image/png"),
+    ])
+    ids = {a["filename"]: a["id"] for a in post["attachments"]}
+    async with org_session(services.sessions, org["id"]) as s:
+        # As a file stored before previews existed: never looked at, no job.
+        await s.execute(update(Attachment).where(Attachment.post_id == post["id"]).values(preview_state=None))
+        for job in (await s.execute(select(PreviewJob))).scalars():
+            await s.delete(job)
+        gone = (await s.execute(select(Attachment.storage_key).where(Attachment.id == ids["gone.png"]))).scalar_one()
+    (settings.files_dir / gone[:2] / gone).unlink()
+    assert all(a["preview"] is None for a in (await fresh(bob, org, post["id"])).values())
+
+    done = await backfill_previews(services, org["slug"])
+    assert (done.queued, done.not_previewable, done.missing_files) == (2, 1, 1)
+    assert sorted(j.attachment_id for j in await jobs_of(services, org)) == sorted([ids["old.png"], ids["old.pdf"]])
+    assert await make_previews(services, burst=True) == 2
+    now = await fresh(bob, org, post["id"])
+    assert now["old.png"]["preview"]["state"] == "ready" and now["old.pdf"]["page_count"] == 2
+    assert now["old.txt"]["preview"] is None and now["gone.png"]["preview"] is None
+
+    again = await backfill_previews(services)  # every org: only the missing file is looked at again
+    assert (again.queued, again.not_previewable, again.missing_files) == (0, 0, 1)
+    assert org["slug"] in again.orgs
+    assert len(await jobs_of(services, org)) == 2

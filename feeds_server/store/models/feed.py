@@ -137,8 +137,9 @@ class Attachment(OrgOwned, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # A thumbnail made by the worker for images and PDFs: None (no preview for this type),
-    # "pending", "ready" or "failed" (a bomb, a broken file: the reason is on the job).
+    # A thumbnail made by the worker for images and PDFs: "pending", "ready" or "failed" (a bomb, a
+    # broken file: the reason is on the job); "none" for any other file; None for a file stored
+    # before previews existed, until `feeds-server previews --backfill` looks at it.
     preview_state: Mapped[str | None] = mapped_column(String(16))
     preview_key: Mapped[str | None] = mapped_column(String(128))
     preview_width: Mapped[int | None] = mapped_column(Integer)
