@@ -40,7 +40,7 @@ MAX_RECORD_EVENTS_PER_BATCH = 500
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 
-# Search (F-SEARCH): the query's length and its words and phrase words, each a condition of the index scan.
+# Search: the query's length and its words and phrase words, each a condition of the index scan.
 MAX_SEARCH_QUERY_CHARS = 500
 MAX_SEARCH_WORDS = 16
 # Search ranks the newest matches a reader may see, this many at a time (a window); older matches

@@ -1,4 +1,4 @@
-"""Search the items a member may see: posts, private messages, record updates and comments (F-SEARCH).
+"""Search the items a member may see: posts, private messages, record updates and comments.
 
 The query language is domain/search_query.py; the index query, with visibility inside it, is
 store/search.py. A hit is a post (`comment` null) or a comment with its post, the item's type,

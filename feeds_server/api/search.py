@@ -1,4 +1,4 @@
-"""Search over what the caller may see (F-SEARCH). Needs the Feeds tab."""
+"""Search over what the caller may see. Needs the Feeds tab."""
 
 from __future__ import annotations
 

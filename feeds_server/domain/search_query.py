@@ -1,4 +1,4 @@
-"""The search box's language (F-SEARCH): words, "exact phrases" and filters, parsed without I/O.
+"""The search box's language: words, "exact phrases" and filters, parsed without I/O.
 
     budget "quarterly review" from:me in:Sales type:comment has:file after:2026-03-01
 

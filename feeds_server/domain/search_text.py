@@ -1,4 +1,4 @@
-"""Words for full-text search: accent-insensitive, stemmed in English and in French (F-SEARCH).
+"""Words for full-text search: accent-insensitive, stemmed in English and in French.
 
 The same rules serve both databases. PostgreSQL indexes `unaccent(text)` with its `english` and
 `french` configurations (migration 0012); SQLite indexes what `stems` returns, computed by a

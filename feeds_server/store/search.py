@@ -1,4 +1,4 @@
-"""One search query over both databases' full-text indexes (F-SEARCH).
+"""One search query over both databases' full-text indexes.
 
 PostgreSQL matches `search_items.tsv` (GIN) with a tsquery built by `feeds_search_word` and
 `feeds_search_phrase` (migration 0012) and ranks by `ts_rank`; SQLite matches the FTS5 table

@@ -1,4 +1,4 @@
-"""Search (F-SEARCH) on both databases: the same cases answer the same on SQLite FTS5 and PostgreSQL."""
+"""Search on both databases: the same cases answer the same on SQLite FTS5 and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The search language and the text rules shared by both databases' indexes (F-SEARCH)."""
+"""The search language and the text rules shared by both databases' indexes."""
 
 from __future__ import annotations
 

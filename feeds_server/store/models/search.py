@@ -1,4 +1,4 @@
-"""The search index (F-SEARCH): one row per post and per comment, written by database triggers.
+"""The search index: one row per post and per comment, written by database triggers.
 
 Nothing in the server writes these rows: triggers on `posts`, `comments` and `attachments`
 (migration 0012) insert, update and delete them in the transaction of every write, whichever path
