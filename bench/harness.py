@@ -213,6 +213,15 @@ async def _signup(c: httpx.AsyncClient, email: str, name: str) -> Member:
     return Member(r.json()["user"]["id"], email, r.json()["token"])
 
 
+async def org_on_a_setup_node(db: str, data_dir: Path, slug: str, n_members: int) -> list[Member]:
+    """The org and its members, made through the API of a node started for that and stopped after."""
+    setup = Node(server_env(db, data_dir), log_path=data_dir / "setup.log").start()
+    try:
+        return await setup_org(setup, data_dir / "mail", slug, n_members)
+    finally:
+        setup.stop()
+
+
 async def setup_org(node: Node, mail_dir: Path, slug: str, n_members: int) -> list[Member]:
     """An org `slug` whose creator is members[0] and n_members-1 invited colleagues who joined."""
     async with httpx.AsyncClient(base_url=node.url, timeout=60) as c:

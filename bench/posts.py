@@ -319,11 +319,7 @@ async def main() -> None:
     h.print_machine()
     print(f"command: {' '.join(sys.argv)}")
     with h.bench_database("posts") as db, h.scratch_dir("posts") as data_dir:
-        setup = h.Node(h.server_env(db, data_dir), log_path=data_dir / "setup.log").start()
-        try:
-            members = await h.setup_org(setup, data_dir / "mail", SLUG, N_MEMBERS)
-        finally:
-            setup.stop()
+        members = await h.org_on_a_setup_node(db, data_dir, SLUG, N_MEMBERS)
         phases = []
         for w in [] if args.feed_only else workers:
             ph = await posts_phase(db, data_dir, members, w, args.quick, args.profile)

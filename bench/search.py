@@ -157,11 +157,7 @@ async def main() -> None:
     h.print_machine()
     print(f"command: {' '.join(sys.argv)}")
     with h.bench_database("search") as db, h.scratch_dir("search") as data_dir:
-        setup = h.Node(h.server_env(db, data_dir), log_path=data_dir / "setup.log").start()
-        try:
-            members = await h.setup_org(setup, data_dir / "mail", SLUG, N_MEMBERS)
-        finally:
-            setup.stop()
+        members = await h.org_on_a_setup_node(db, data_dir, SLUG, N_MEMBERS)
         res = await run(db, data_dir, members, n_items, args.quick)
         report(res)
         for log in sorted(data_dir.glob("*.log")):

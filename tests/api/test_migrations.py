@@ -29,6 +29,17 @@ async def test_migrated_schema_matches_the_models(database_url):
     assert diff == []
 
 
+async def seed_user_and_org(conn) -> None:  # type: ignore[no-untyped-def]
+    """User 1 and org 1, as a database of an earlier revision holds them, for an upgrade to work on."""
+    from sqlalchemy import text
+
+    await conn.execute(text(
+        "INSERT INTO users (id, email, name, default_org_lost, created_at) VALUES (1, 'a@x.example', 'A', false, '2026-01-01 00:00:00+00')"))
+    await conn.execute(text(
+        "INSERT INTO orgs (id, name, slug, time_zone, edition, event_seq, rt_epoch, ip_allowlist, disabled_modules, created_at)"
+        " VALUES (1, 'O', 'o', 'UTC', 'free', 0, 'e1', '[]', '[]', '2026-01-01 00:00:00+00')"))
+
+
 async def _empty_database(backend: str, tmp_path) -> tuple[str, object]:  # type: ignore[no-untyped-def]
     """A new, empty database on `backend`; returns its URL and a coroutine function that drops it."""
     import uuid
@@ -64,11 +75,7 @@ async def test_upgrade_from_0001_keeps_follows_and_fills_their_activity(backend,
     try:
         await upgrade(engine, "0001")
         async with engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO users (id, email, name, default_org_lost, created_at) VALUES (1, 'a@x.example', 'A', false, '2026-01-01 00:00:00+00')"))
-            await conn.execute(text(
-                "INSERT INTO orgs (id, name, slug, time_zone, edition, event_seq, rt_epoch, ip_allowlist, disabled_modules, created_at)"
-                " VALUES (1, 'O', 'o', 'UTC', 'free', 0, 'e1', '[]', '[]', '2026-01-01 00:00:00+00')"))
+            await seed_user_and_org(conn)
             await conn.execute(text(
                 "INSERT INTO records (id, org_id, module, crm_id, name, fields, created_at, last_activity_at)"
                 " VALUES (7, 1, 'Deals', 'D1', 'Deal', '{}', '2026-01-01 00:00:00+00', '2026-03-04 05:06:07+00')"))

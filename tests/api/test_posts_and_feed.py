@@ -16,19 +16,10 @@ from tests import factory
 
 @pytest.fixture
 async def team(client, settings):  # type: ignore[no-untyped-def]
-    """An org with its owner (admin) and two members."""
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
-    slug = org["slug"]
-    ann = await factory.sign_up(client, factory.unique("Ann"))
-    bob = await factory.sign_up(client, factory.unique("Bob"))
-    for m in (ann, bob):
-        await factory.invite_and_join(owner, slug, m, settings.mail_dir)
-    return owner, ann, bob, org
+    return await factory.team(client, settings.mail_dir)
 
 
-def base(org) -> str:  # type: ignore[no-untyped-def]
-    return f"/api/v1/orgs/{org['slug']}"
+base = factory.org_path
 
 
 async def test_message_of_31999_code_points_is_accepted_and_32000_refused(team):

@@ -15,20 +15,14 @@ from tests import factory
 @pytest.fixture
 async def team(client, settings):  # type: ignore[no-untyped-def]
     """An org with its owner (admin), Ann (standard, may manage groups) and Bob (standard)."""
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
+    owner, ann, bob, org = await factory.team(client, settings.mail_dir)
     slug = org["slug"]
-    ann = await factory.sign_up(client, factory.unique("Ann"))
-    bob = await factory.sign_up(client, factory.unique("Bob"))
-    for m in (ann, bob):
-        await factory.invite_and_join(owner, slug, m, settings.mail_dir)
     profile = (await owner.post(f"/api/v1/orgs/{slug}/profiles", json={"name": "Organiser", "permissions": ["feeds_tab", "manage_groups"]})).json()["profile"]
     assert (await owner.patch(f"/api/v1/orgs/{slug}/members/{ann.id}", json={"profile_id": profile["id"]})).status_code == 200
     return owner, ann, bob, org
 
 
-def base(org) -> str:  # type: ignore[no-untyped-def]
-    return f"/api/v1/orgs/{org['slug']}"
+base = factory.org_path
 
 
 async def _post(actor, org, body: str, **extra) -> dict:  # type: ignore[no-untyped-def]

@@ -270,18 +270,14 @@ async def test_the_migration_indexes_existing_items_and_goes_back_down(backend, 
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from feeds_server.store.migrate import alembic_config, upgrade
-    from tests.api.test_migrations import _empty_database
+    from tests.api.test_migrations import _empty_database, seed_user_and_org
 
     url, drop = await _empty_database(backend, tmp_path)
     engine = create_async_engine(url)
     try:
         await upgrade(engine, "0011")
         async with engine.begin() as conn:
-            await conn.execute(text(
-                "INSERT INTO users (id, email, name, default_org_lost, created_at) VALUES (1, 'a@x.example', 'A', false, '2026-01-01 00:00:00+00')"))
-            await conn.execute(text(
-                "INSERT INTO orgs (id, name, slug, time_zone, edition, event_seq, rt_epoch, ip_allowlist, disabled_modules, created_at)"
-                " VALUES (1, 'O', 'o', 'UTC', 'free', 0, 'e1', '[]', '[]', '2026-01-01 00:00:00+00')"))
+            await seed_user_and_org(conn)
             await conn.execute(text(
                 "INSERT INTO posts (id, org_id, kind, author_id, body, module, data, comment_count, created_at)"
                 " VALUES (5, 1, 'status', 1, 'Réunions hebdomadaires', NULL, '{}', 1, '2026-01-02 00:00:00+00')"))
