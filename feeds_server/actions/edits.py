@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from feeds_server.actions import audit
 from feeds_server.actions.directory import must_get
 from feeds_server.actions.notifications import MENTION, mentioned_users, notify_mentions
-from feeds_server.actions.posts import EXCERPT_CHARS, RECORD, Reader, check_mentions, check_mentions_inside, visible_post
+from feeds_server.actions.posts import EXCERPT_CHARS, RECORD, Reader, check_mentions, check_mentions_inside, visible_comment, visible_post
 from feeds_server.actions.views import _names as names_of
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import OrgGraph
@@ -60,7 +60,7 @@ def check_window(window_seconds: int | None, written_at: datetime, now: datetime
 
 async def edit_post(session: AsyncSession, author: Reader, post_id: int, body: str, window_seconds: int | None, now: datetime) -> Edit:
     """Replace the text of one's own post (status, group or private message; never a record update)."""
-    graph = await load_graph(session)
+    graph = await load_graph(session, with_members=bool(parse_mentions(body)))  # members: whom new mentions reach
     post, channels = await visible_post(session, author, post_id, graph)
     if post.kind == RECORD:
         raise Forbidden("not_editable", "a record update has no text of a person to edit")
@@ -80,14 +80,14 @@ async def edit_post(session: AsyncSession, author: Reader, post_id: int, body: s
     await session.flush()
     view = (await post_views(session, [post]))[0]
     append_event(session, POST_EDITED, {"post": view}, author.user_id, channels)
-    await _notify_new(session, old_refs, refs, author.user_id, post.id, None, channels, view, now)
+    await _notify_new(session, graph, old_refs, refs, author.user_id, post.id, None, channels, view, now)
     return Edit(view, True)
 
 
 async def edit_comment(session: AsyncSession, author: Reader, comment_id: int, body: str, window_seconds: int | None, now: datetime) -> Edit:
     """Replace the text of one's own comment; it follows the visibility of its post."""
-    graph = await load_graph(session)
-    comment, post, channels = await _visible_comment(session, author, comment_id, graph)
+    graph = await load_graph(session, with_members=bool(parse_mentions(body)))  # members: whom new mentions reach
+    comment, post, channels = await visible_comment(session, author, comment_id, graph)
     if comment.author_id != author.user_id:
         raise Forbidden("not_author", "only the author can edit this")
     check_window(window_seconds, comment.created_at, now)
@@ -104,7 +104,7 @@ async def edit_comment(session: AsyncSession, author: Reader, comment_id: int, b
     await session.flush()
     view = (await comment_views(session, [comment]))[0]
     append_event(session, COMMENT_EDITED, {"post_id": post.id, "comment": view}, author.user_id, channels)
-    await _notify_new(session, old_refs, refs, author.user_id, post.id, comment.id, channels, view, now)
+    await _notify_new(session, graph, old_refs, refs, author.user_id, post.id, comment.id, channels, view, now)
     return Edit(view, True)
 
 
@@ -115,7 +115,7 @@ async def post_history(session: AsyncSession, reader: Reader, post_id: int, befo
 
 
 async def comment_history(session: AsyncSession, reader: Reader, comment_id: int, before: int | None, limit: int) -> list[dict[str, Any]]:
-    comment, _, _ = await _visible_comment(session, reader, comment_id)
+    comment, _, _ = await visible_comment(session, reader, comment_id)
     return await _history(session, reader, comment, comment.id, before, limit)
 
 
@@ -179,17 +179,6 @@ async def versions_written_by(session: AsyncSession, org_id: int, user_id: int) 
     ]
 
 
-async def _visible_comment(
-    session: AsyncSession, reader: Reader, comment_id: int, graph: OrgGraph | None = None
-) -> tuple[Comment, Post, list[str]]:
-    comment = await must_get(session, Comment, comment_id, "comment")
-    try:
-        post, channels = await visible_post(session, reader, comment.post_id, graph)
-    except NotFound:
-        raise NotFound("comment_not_found", "no such comment") from None
-    return comment, post, channels
-
-
 async def _lock(session: AsyncSession, model: type[Post] | type[Comment], item_id: int) -> None:
     """Edits of one item take turns (PostgreSQL; SQLite has one writer): each version names the
     text its edit replaced, never a text another edit replaced at the same moment."""
@@ -228,14 +217,13 @@ async def _sync_mentions(session: AsyncSession, post_id: int, comment_id: int | 
 
 
 async def _notify_new(
-    session: AsyncSession, old_refs: Sequence[MentionRef], refs: Sequence[MentionRef], author_id: int, post_id: int,
+    session: AsyncSession, graph: OrgGraph, old_refs: Sequence[MentionRef], refs: Sequence[MentionRef], author_id: int, post_id: int,
     comment_id: int | None, channels: Sequence[str], view: dict[str, Any], now: datetime,
 ) -> None:
     """Notify those the new text mentions, except anyone the item's earlier text reached or who was
     already notified of a mention in this item (notified once, however often it is edited)."""
     if not refs:
         return
-    graph = await load_graph(session, with_members=True)
     of_item = Notification.comment_id == comment_id if comment_id is not None else Notification.comment_id.is_(None)
     notified = set((await session.execute(
         select(Notification.user_id).where(Notification.kind == MENTION, Notification.post_id == post_id, of_item)

@@ -109,10 +109,10 @@ async def pinned_posts(session: AsyncSession, channels: Sequence[str], group_id:
     return views
 
 
-async def reader_pins(session: AsyncSession, reader: Reader, group_id: int | None = None) -> list[dict[str, Any]]:
-    """`pinned_posts` for one member: every channel they read."""
+async def reader_pins(session: AsyncSession, reader: Reader) -> list[dict[str, Any]]:
+    """The org feed's pins that one member can see: `pinned_posts` over every channel they read."""
     graph = await load_graph(session)
-    return await pinned_posts(session, graph.reader_channels(reader.user_id, reader.role_id), group_id)
+    return await pinned_posts(session, graph.reader_channels(reader.user_id, reader.role_id), None)
 
 
 async def _pin_infos(session: AsyncSession, rows: Sequence[Pin]) -> dict[int, dict[str, Any]]:

@@ -313,12 +313,21 @@ async def add_comment(session: AsyncSession, author: Reader, post_id: int, body:
     return view
 
 
-async def delete_comment(session: AsyncSession, actor: Reader, comment_id: int) -> None:
+async def visible_comment(
+    session: AsyncSession, reader: Reader, comment_id: int, graph: OrgGraph | None = None
+) -> tuple[Comment, Post, list[str]]:
+    """The comment, its post and the post's channels, if the reader may see the post (a comment is
+    seen with its post); 404 `comment_not_found` otherwise, whichever it is that they may not see."""
     comment = await must_get(session, Comment, comment_id, "comment")
     try:
-        post, channels = await visible_post(session, actor, comment.post_id)
+        post, channels = await visible_post(session, reader, comment.post_id, graph)
     except NotFound:
         raise NotFound("comment_not_found", "no such comment") from None
+    return comment, post, channels
+
+
+async def delete_comment(session: AsyncSession, actor: Reader, comment_id: int) -> None:
+    comment, post, channels = await visible_comment(session, actor, comment_id)
     if comment.author_id != actor.user_id and not actor.is_admin:
         raise Forbidden("not_author", "only the author (or an admin) can delete this")
     await session.execute(delete(Comment).where(Comment.id == comment.id))

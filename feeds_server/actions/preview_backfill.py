@@ -3,8 +3,8 @@
 Attachments written before previews existed, or whose preview was never asked for, have no
 `preview_state`. Each one is read from the file store (its first bytes only), and an image or PDF
 gets a preview job as an upload does (actions/posts.py `insert_attachments`); any other file is
-marked `PREVIEW_NONE`, so a second run reads only what is new. A page of files is
-one short transaction: a backfill of a large install never holds a lock for long.
+marked `PREVIEW_NONE`, so a second run reads only what is new. The files of a page are read with no
+session open, and its changes are one short transaction: a backfill never holds a lock for long.
 """
 
 from __future__ import annotations
@@ -48,30 +48,39 @@ async def backfill_previews(services: Services, org_slug: str | None = None) -> 
                     .where(Attachment.preview_state.is_(None), Attachment.id > last)
                     .order_by(Attachment.id).limit(PAGE)
                 )).all()
-                if not page:
-                    break
-                last = page[-1].id
-                now = services.clock()
-                for attachment_id, key in page:
-                    kind = await _kind(store, key)
-                    if kind is None:
-                        done.missing_files += 1
-                        continue  # left as it is: the file may come back (a restore), and a later run sees it
-                    state = PREVIEW_PENDING if previewable(kind) else PREVIEW_NONE
-                    await session.execute(update(Attachment).where(Attachment.id == attachment_id).values(preview_state=state))
-                    if state == PREVIEW_PENDING:
-                        await session.execute(insert(PreviewJob).values(
-                            org_id=org_id, attachment_id=attachment_id, status="pending", attempts=0, next_attempt_at=now, created_at=now,
-                        ))
-                        done.queued += 1
-                    else:
-                        done.not_previewable += 1
+            if not page:
+                break
+            last = page[-1].id
+            # The files are read with no session open; the page's changes are then one short transaction.
+            pending, none = [], []
+            for attachment_id, key in page:
+                kind = await _kind(store, key)
+                if kind is None:
+                    done.missing_files += 1  # left as it is: the file may come back (a restore), and a later run sees it
+                else:
+                    (pending if previewable(kind) else none).append(attachment_id)
+            now = services.clock()
+            async with org_session(services.sessions, org_id) as session:
+                unseen = Attachment.preview_state.is_(None)  # an upload or a second run may have been first
+                if none:
+                    await session.execute(update(Attachment).where(Attachment.id.in_(none), unseen).values(preview_state=PREVIEW_NONE))
+                if pending:
+                    taken = list((await session.execute(
+                        update(Attachment).where(Attachment.id.in_(pending), unseen).values(preview_state=PREVIEW_PENDING).returning(Attachment.id)
+                    )).scalars())
+                    if taken:
+                        await session.execute(insert(PreviewJob), [
+                            {"org_id": org_id, "attachment_id": aid, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                            for aid in taken
+                        ])
+                    done.queued += len(taken)
+            done.not_previewable += len(none)
     return done
 
 
 async def _kind(store: LocalFileStore, key: str) -> str | None:
     """The file's type from its first bytes ("" when it is none of the previewable ones), or None
-    when the file is gone from the store."""
+    when the file cannot be read from the store."""
     try:
         chunks = store.read(key)
         head = b""
@@ -80,6 +89,6 @@ async def _kind(store: LocalFileStore, key: str) -> str | None:
             if len(head) >= HEAD_BYTES:
                 break
         await chunks.aclose()
-    except FileNotFoundError:
+    except OSError:  # gone, or unreadable: one file never stops the run
         return None
     return sniff(head[:HEAD_BYTES]) or ""

@@ -24,14 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from feeds_server import limits
-from feeds_server.actions.directory import must_get
 from feeds_server.actions.notifications import announce, notification_view
-from feeds_server.actions.posts import EXCERPT_CHARS, Reader, visible_post
+from feeds_server.actions.posts import EXCERPT_CHARS, Reader, visible_comment, visible_post
 from feeds_server.actions.reaction_counts import counts_of_items
 from feeds_server.domain.audience import OrgGraph, user_channel
 from feeds_server.domain.emoji import canonical_emoji
 from feeds_server.domain.messages import parse_mentions, plain_text, render
-from feeds_server.errors import LimitExceeded, NotFound
+from feeds_server.errors import LimitExceeded
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Comment, Group, Membership, Notification, Post, PostAudience, Reaction, Role, User
@@ -72,11 +71,7 @@ async def visible_item(session: AsyncSession, reader: Reader, post_id: int | Non
         assert post_id is not None
         post, channels = await visible_post(session, reader, post_id, graph)
         return Item(post, None, channels, graph)
-    comment = await must_get(session, Comment, comment_id, "comment")
-    try:
-        post, channels = await visible_post(session, reader, comment.post_id, graph)
-    except NotFound:
-        raise NotFound("comment_not_found", "no such comment") from None
+    comment, post, channels = await visible_comment(session, reader, comment_id, graph)
     return Item(post, comment, channels, graph)
 
 

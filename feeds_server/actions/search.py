@@ -19,6 +19,7 @@ from feeds_server.domain.messages import plain_text
 from feeds_server.store import search as index
 from feeds_server.store.graph import load_graph
 from feeds_server.store.models import Comment, Group, Org, Post
+from feeds_server.domain.numbers import is_digits
 
 
 async def search(
@@ -56,8 +57,8 @@ async def search(
 
 async def _group_ids(session: AsyncSession, org_id: int, groups: tuple[str, ...]) -> list[int]:
     """The `in:` groups as ids: a number is an id, anything else a name (any case). Unknown ones match nothing."""
-    ids = {int(g) for g in groups if g.isdigit() and len(g) <= 18}
-    names = [g.lower() for g in groups if not (g.isdigit() and len(g) <= 18)]
+    ids = {int(g) for g in groups if is_digits(g) and len(g) <= 18}
+    names = [g.lower() for g in groups if not (is_digits(g) and len(g) <= 18)]
     if names:
         found = await session.execute(select(Group.id).where(Group.org_id == org_id, func.lower(Group.name).in_(names)))
         ids.update(found.scalars())

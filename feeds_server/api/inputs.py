@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from feeds_server import limits
 from feeds_server.errors import BadRequest, FeedsError, NotFound, PayloadTooLarge, ValidationFailed
+from feeds_server.domain.numbers import is_digits
 
 MAX_ID = 2**63 - 1
 
@@ -34,7 +35,7 @@ async def read_body(request: Request) -> bytes:
 async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it grows past `limit` bytes."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and is_digits(declared) and int(declared) > limit:
         request.state.unread_body = True
         raise PayloadTooLarge("body_too_large", f"request body over {limit} bytes", limit=limit)
     chunks: list[bytes] = []

@@ -16,6 +16,7 @@ from feeds_server.api.views import membership_view, org_view
 from feeds_server.domain import permissions as perms
 from feeds_server.domain.orgs import EDITIONS
 from feeds_server.errors import ValidationFailed
+from feeds_server.domain.numbers import is_digits
 
 routes = Routes("orgs")
 
@@ -157,6 +158,6 @@ async def leave_org(ctx: Ctx) -> None:
 def _int_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
-    if not cursor.isdigit() or len(cursor) > 19:
+    if not is_digits(cursor) or len(cursor) > 19:
         raise ValidationFailed("invalid_cursor", "the cursor is not one this server gave out", field="cursor")
     return int(cursor)

@@ -13,6 +13,7 @@ from feeds_server.api.posts import reader
 from feeds_server.api.routing import Routes
 from feeds_server.api.schemas import Query
 from feeds_server.domain import permissions as perms
+from feeds_server.domain.audience import group_channel
 
 routes = Routes("pins")
 FEED = perms.FEEDS_TAB
@@ -40,7 +41,10 @@ async def list_pins(ctx: Ctx) -> dict[str, Any]:
     me = ctx.me
     group_id = ctx.query.group_id
     if group_id is not None:
-        await groups.group_for_member(ctx.session, group_id, me.user_id, me.membership.role_id)
-    pinned = await pins.reader_pins(ctx.session, reader(ctx), group_id)
+        # A group's pins, as its page shows them: membership is checked, the group's channel read.
+        group = await groups.group_for_member(ctx.session, group_id, me.user_id, me.membership.role_id)
+        pinned = await pins.pinned_posts(ctx.session, [group_channel(group.id)], group.id)
+    else:
+        pinned = await pins.reader_pins(ctx.session, reader(ctx))
     await mark_for_reader(ctx.session, me.user_id, pinned)
     return {"pinned": pinned}

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import orjson
 from pydantic import Field
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from feeds_server import limits
 from feeds_server.actions import posts

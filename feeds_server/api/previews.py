@@ -45,8 +45,9 @@ async def preview(ctx: Ctx) -> Response:
     attachment = await posts.visible_attachment(ctx.session, reader(ctx), ctx.path["attachment_id"])
     if attachment.preview_state != READY or attachment.preview_key is None:
         raise NotFound("preview_not_found", "this file has no preview (yet)")
-    key = attachment.preview_key
-    return StreamingResponse(file_store(ctx.services).read(key), headers=image_headers(THUMBNAIL_TYPE, "preview.webp"))
+    chunks = file_store(ctx.services).read(attachment.preview_key)
+    first = await _first(chunks, "preview_not_found")
+    return StreamingResponse(_again(first, chunks), headers=image_headers(THUMBNAIL_TYPE, "preview.webp"))
 
 
 @routes.get("/api/v1/orgs/{slug}/attachments/{attachment_id:int}/image", permission=perms.FEEDS_TAB)
@@ -58,7 +59,7 @@ async def image(ctx: Ctx) -> Response:
     if attachment.preview_state != READY or attachment.width is None:
         raise NotFound("image_not_found", "this file is not an image that can be shown")
     chunks = file_store(ctx.services).read(attachment.storage_key)
-    first = await anext(chunks, b"")
+    first = await _first(chunks, "image_not_found")
     media_type = file_types.sniff(first[: file_types.HEAD_BYTES])
     if not file_types.is_image(media_type):
         await chunks.aclose()
@@ -67,6 +68,15 @@ async def image(ctx: Ctx) -> Response:
     headers = image_headers(media_type, f"image.{EXTENSIONS[media_type]}")
     headers["Content-Length"] = str(attachment.size)
     return StreamingResponse(_again(first, chunks), headers=headers)
+
+
+async def _first(chunks: AsyncIterator[bytes], code: str) -> bytes:
+    """The file's first chunk, read before the answer starts: a file gone from the store is a 404,
+    not a response that breaks off after its headers."""
+    try:
+        return await anext(chunks, b"")
+    except FileNotFoundError:
+        raise NotFound(code, "the file is no longer stored") from None
 
 
 async def _again(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

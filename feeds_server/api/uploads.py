@@ -24,6 +24,7 @@ from feeds_server.api.inputs import parse_json_body
 from feeds_server.errors import BadRequest, LimitExceeded, PayloadTooLarge, ValidationFailed
 from feeds_server.runtime.services import Services
 from feeds_server.store.files import LocalFileStore, TempFile
+from feeds_server.domain.numbers import is_digits
 
 MESSAGE_PART = "message"
 FILE_PART = "files"
@@ -199,7 +200,7 @@ async def read_upload(request: Request, store: LocalFileStore) -> Upload:
     if ctype != b"multipart/form-data" or not boundary:
         raise BadRequest("unsupported_media_type", "send multipart/form-data with a 'message' part and 'files' parts")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
+    if is_digits(declared) and int(declared) > MAX_UPLOAD_BYTES:
         raise PayloadTooLarge(
             "files_too_large", f"all files together may be at most {limits.MAX_FILES_TOTAL_BYTES} bytes", limit=limits.MAX_FILES_TOTAL_BYTES
         )

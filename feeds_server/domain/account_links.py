@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from feeds_server.errors import BadRequest, Gone
+from feeds_server.domain.numbers import is_digits
 
 VERIFY_EMAIL = "fsv_"
 RESET_PASSWORD = "fsr_"
@@ -48,7 +49,7 @@ def read(token: str, kind: str) -> LinkClaim:
     if len(token) > _MAX_TOKEN_CHARS or not token.startswith(kind):
         raise invalid_link()
     parts = token[len(kind):].split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    if len(parts) != 3 or not is_digits(parts[0]) or not is_digits(parts[1]):
         raise invalid_link()
     return LinkClaim(kind, int(parts[0]), int(parts[1]))
 

@@ -14,6 +14,7 @@ from typing import Any
 from feeds_server.domain.audience import ORG
 from feeds_server.domain.messages import replace_mentions
 from feeds_server.domain.scrub import ERASED_MENTION
+from feeds_server.domain.numbers import is_digits
 
 # (kind, old id) -> new id, or None when the target is not in the import. Kinds: user, role, group,
 # territory, record, post, comment, profile.
@@ -35,7 +36,7 @@ def remap_channel(channel: str, lookup: Lookup) -> str | None:
         return ORG
     prefix, _, ref = channel.partition(":")
     kind = _CHANNEL_KINDS.get(prefix)
-    if kind is None or not ref.isdigit():
+    if kind is None or not is_digits(ref):
         return None
     new = lookup(kind, int(ref))
     return None if new is None else f"{prefix}:{new}"

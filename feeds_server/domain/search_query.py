@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta, timezone
 from feeds_server import limits
 from feeds_server.domain import search_text
 from feeds_server.errors import ValidationFailed
+from feeds_server.domain.numbers import is_digits
 
 TYPES = ("status", "comment", "message", "record")
 FILTERS = ("from", "in", "module", "type", "has", "before", "after")
@@ -70,7 +71,7 @@ def _author(value: str, me: int) -> int:
         return me
     token = _USER_TOKEN.fullmatch(value)
     digits = token.group(1) if token else value
-    if not digits.isdigit() or not 0 < int(digits) <= _MAX_ID:
+    if not is_digits(digits) or not 0 < int(digits) <= _MAX_ID:
         raise _invalid(f"from: takes me, a user id or @[user:ID], not {value!r}")
     return int(digits)
 

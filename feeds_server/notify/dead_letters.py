@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from feeds_server.store.models import Attachment, EmailJob, Org, PreviewJob, WebhookDelivery
 from feeds_server.store.scope import account_session
+from feeds_server.domain.numbers import is_digits
 
 FAILED = "failed"
 ERROR = "error"  # building or sending raised an unexpected error
@@ -113,7 +114,7 @@ async def retry(sessions: async_sessionmaker[AsyncSession], refs: list[str], now
             wanted = dict.fromkeys(OUTBOXES)
             break
         outbox, _, raw_id = ref.partition(":")
-        if outbox not in OUTBOXES or not raw_id.isdigit():
+        if outbox not in OUTBOXES or not is_digits(raw_id):
             raise ValueError(f"not a dead letter's name: {ref!r} (write email:ID, webhook:ID, preview:ID or all)")
         ids = wanted.setdefault(outbox, set())
         assert ids is not None

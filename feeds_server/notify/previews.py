@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.posts import post_channels
@@ -83,7 +83,7 @@ async def make_previews(
     made = 0
     while stop is None or not stop.is_set():
         try:
-            jobs = await claim(services.sessions, services.clock())
+            jobs = await claim(services, services.clock())
         except Exception:
             if burst:
                 raise
@@ -118,10 +118,10 @@ def _due(now: datetime) -> Any:
     )
 
 
-async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, max_jobs: int = limits.PREVIEW_CLAIM_BATCH) -> list[Claimed]:
+async def claim(services: Services, now: datetime, max_jobs: int = limits.PREVIEW_CLAIM_BATCH) -> list[Claimed]:
     """Lease up to `max_jobs` due jobs to this worker. A job claimed more often than its attempts
-    allow (workers died on it) is set aside instead."""
-    async with account_session(sessions) as session:
+    allow (workers died on it) is set aside instead, and the post's readers told."""
+    async with account_session(services.sessions) as session:
         rows = (
             await session.execute(
                 select(PreviewJob).where(_due(now)).order_by(PreviewJob.next_attempt_at, PreviewJob.id).limit(max_jobs)
@@ -134,14 +134,19 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, max_j
                 job.status, job.leased_until, job.next_attempt_at = FAILED, None, now
                 reason = f"after {job.attempts} attempts: {job.last_error or 'the worker stopped'}"
                 job.last_error = dead_letters.reason_text(dead_letters.GAVE_UP, reason)[:MAX_ERROR_CHARS]
-                given_up.append(job.attachment_id)
+                given_up.append(Claimed(job.id, job.org_id, job.attachment_id, job.attempts))
                 continue
             job.status, job.leased_until = WORKING, now + timedelta(seconds=limits.PREVIEW_LEASE_SECONDS)
             job.attempts += 1
             claimed.append(Claimed(job.id, job.org_id, job.attachment_id, job.attempts))
         if given_up:
-            await session.execute(update(Attachment).where(Attachment.id.in_(given_up)).values(preview_state=FAILED))
-        return claimed
+            await session.execute(update(Attachment).where(Attachment.id.in_([j.attachment_id for j in given_up])).values(preview_state=FAILED))
+    for job in given_up:
+        # Open pages stop waiting, as for any other dead letter (`_set_aside`).
+        async with org_session(services.sessions, job.org_id) as session:
+            await _announce(session, job)
+        await services.publish(take_committed_events(session))
+    return claimed
 
 
 async def _guarded(services: Services, gate: asyncio.Semaphore, job: Claimed, timeout: float) -> int:
@@ -208,6 +213,9 @@ async def render(data: bytes, timeout: float = limits.PREVIEW_TIMEOUT_SECONDS, m
             proc.kill()
             await proc.wait()
     head, _, body = out.partition(b"\n")
+    if proc.returncode is not None and proc.returncode < 0:
+        # Killed by a signal: the decoder crashed on this file (or hit its memory cap), and would again.
+        raise FileRefused(f"the decoder died on it (signal {-proc.returncode})")
     if proc.returncode != 0 or not head:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
         raise CouldNotRun(f"the renderer exited with code {proc.returncode}: {tail[0][:300]}")

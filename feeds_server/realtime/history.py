@@ -74,13 +74,17 @@ def without_superseded(events: list[Any]) -> list[Any]:
     return kept
 
 
-def hidden_by_modules(payload: Any, disabled_modules: list[str]) -> bool:
-    """F-FEED-5: items of unticked modules never reach clients, live or recovered."""
+def hidden_by_modules(type_: str, payload: Any, disabled_modules: list[str]) -> bool:
+    """F-FEED-5: items of unticked modules never reach clients, live or recovered. An event with the
+    item's view reads its module there; an item-state event (reaction.changed) names the item's
+    module itself. Other events that name a module (rule.created) are not items and always go."""
     if not disabled_modules or not isinstance(payload, dict):
         return False
     post = payload.get("post")
-    # An event about an item without its view names the item's module itself (reaction.changed).
-    module = post.get("module") if isinstance(post, dict) else payload.get("module")
+    if isinstance(post, dict):
+        module = post.get("module")
+    else:
+        module = payload.get("module") if type_ in SUPERSEDING_EVENTS else None
     return module is not None and module in disabled_modules
 
 
@@ -104,7 +108,7 @@ async def recover(
     if len(rows) > MAX_RECOVER:
         return Recovery(False, [])
     return Recovery(
-        True, [(ev.seq, publication_data(ev)) for ev in without_superseded(list(rows)) if not hidden_by_modules(ev.payload, disabled_modules)]
+        True, [(ev.seq, publication_data(ev)) for ev in without_superseded(list(rows)) if not hidden_by_modules(ev.type, ev.payload, disabled_modules)]
     )
 
 

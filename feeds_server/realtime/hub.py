@@ -280,9 +280,10 @@ class Hub:
         for room in list(self.rooms.values()):
             if room.merge_timer is not None:
                 room.merge_timer.cancel()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._merge_flushes]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
@@ -428,7 +429,7 @@ class Hub:
         elif room.merging:
             self._send_merged(room)  # before any later event: the offsets a client gets only grow
         await self._apply_side_effects(room, pub)
-        if room.disabled_modules and hidden_by_modules(pub.payload, room.disabled_modules):
+        if room.disabled_modules and hidden_by_modules(pub.type, pub.payload, room.disabled_modules):
             return
         self._send(room, pub)
 
@@ -473,7 +474,7 @@ class Hub:
         room.merging.clear()
         room.merged_sent_at = time.monotonic()
         for pub in held:
-            if room.disabled_modules and hidden_by_modules(pub.payload, room.disabled_modules):
+            if room.disabled_modules and hidden_by_modules(pub.type, pub.payload, room.disabled_modules):
                 continue
             try:
                 self._send(room, pub)
@@ -653,6 +654,10 @@ class Hub:
             room.remove(conn)
             if not room.connections:
                 del self.rooms[conn.org_id]
+                if room.merge_timer is not None:  # nobody is left to send held events to
+                    room.merge_timer.cancel()
+                    room.merge_timer = None
+                room.merging.clear()
                 await self.broker.unsubscribe(conn.org_id)
 
 

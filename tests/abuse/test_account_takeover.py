@@ -63,7 +63,7 @@ async def test_forged_verification_link_is_refused(client, settings):
         account_links.sign("not-the-server-key", account_links.VERIFY_EMAIL, user.id, now + timedelta(days=1), user.email),
         factory.verification_link(settings.secret_key, user.id, "someone.else@example.com", now),  # signed for another address
         factory.verification_link(settings.secret_key, user.id, user.email, now).replace(f"fsv_{user.id}.", f"fsv_{user.id + 1}."),
-        "fsv_1.2.x", "fsr_" + factory.verification_link(settings.secret_key, user.id, user.email, now)[4:], "nonsense",
+        "fsv_1.2.x", "fsv_².2.x", "fsr_" + factory.verification_link(settings.secret_key, user.id, user.email, now)[4:], "nonsense",
     ]
     for token in forged:
         r = await client.post("/api/v1/auth/verify-email", json={"token": token})

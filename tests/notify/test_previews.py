@@ -270,6 +270,10 @@ async def test_a_job_whose_worker_died_is_taken_again_and_set_aside_after_its_at
     assert jobs[ids[1]].status == "failed" and jobs[ids[1]].last_error.startswith(f"gave_up: after {limits.PREVIEW_MAX_ATTEMPTS} attempts")
     now = await fresh(ann, org, post["id"])
     assert now["a.png"]["preview"]["state"] == "ready" and now["b.png"]["preview"]["state"] == "failed"
+    async with org_session(services.sessions, org["id"]) as s:
+        told = [e.payload["attachment"] for e in (await s.execute(select(Event).where(Event.type == "attachment.previewed"))).scalars()]
+    # Open pages hear of both: the thumbnail made, and the one given up (they stop waiting).
+    assert sorted((a["id"], a["preview"]["state"]) for a in told) == [(ids[0], "ready"), (ids[1], "failed")]
 
 
 async def test_files_stored_before_previews_existed_get_them_by_a_backfill(team, services, settings):  # noqa: F811
@@ -306,3 +310,16 @@ async def test_files_stored_before_previews_existed_get_them_by_a_backfill(team,
     assert (again.queued, again.not_previewable, again.missing_files) == (0, 0, 1)
     assert org["slug"] in again.orgs
     assert len(await jobs_of(services, org)) == 2
+
+
+async def test_a_thumbnail_or_image_gone_from_the_store_answers_404(team, services, settings):  # noqa: F811
+    owner, ann, bob, org = team
+    post = await post_files(ann, org, [("a.png", image_bytes("PNG", (20, 20)), "image/png")])
+    assert await make_previews(services, burst=True) == 1
+    async with org_session(services.sessions, org["id"]) as s:
+        attachment = (await s.execute(select(Attachment).where(Attachment.post_id == post["id"]))).scalar_one()
+    for key in (attachment.preview_key, attachment.storage_key):
+        (settings.files_dir / key[:2] / key).unlink()
+    for path, code in (("preview", "preview_not_found"), ("image", "image_not_found")):
+        r = await bob.get(f"{base(org)}/attachments/{attachment.id}/{path}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == code, r.text

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import orjson
 
 from feeds_server import limits
-from feeds_server.realtime.history import superseding_key, without_superseded
+from feeds_server.realtime.history import hidden_by_modules, superseding_key, without_superseded
 from feeds_server.realtime.hub import Connection, Hub, Published, Room
 
 
@@ -94,3 +94,13 @@ async def test_reactions_on_items_of_an_unticked_module_never_go_out_live_or_mer
     await hub._deliver(room, _post(4))
     await asyncio.sleep(limits.REACTION_MERGE_SECONDS + 0.1)
     assert [(off, t) for off, t, _ in _sent(conn)] == [(4, "post.created")]
+
+
+def test_unticked_modules_hide_their_items_and_their_reactions_but_not_other_events_naming_them() -> None:
+    off = ["Deals"]
+    assert hidden_by_modules("post.created", {"post": {"module": "Deals"}}, off)
+    assert hidden_by_modules("reaction.changed", {"post_id": 1, "comment_id": None, "module": "Deals"}, off)
+    assert not hidden_by_modules("reaction.changed", {"post_id": 1, "comment_id": None, "module": "Leads"}, off)
+    # A rule about the module is no item of it: admins still see it arrive.
+    assert not hidden_by_modules("rule.created", {"rule_id": 3, "module": "Deals"}, off)
+    assert not hidden_by_modules("rule.created", {"rule_id": 3, "module": "Deals"}, [])
