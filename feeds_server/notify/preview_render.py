@@ -41,6 +41,10 @@ def render(data: bytes, max_side: int = limits.PREVIEW_MAX_SIDE, max_pixels: int
     raise Refused("not an image or a PDF")
 
 
+# The EXIF tag that says how a photo is turned (ExifTags.Base.Orientation).
+ORIENTATION_TAG = 0x0112
+
+
 def _image(data: bytes, max_side: int, max_pixels: int) -> tuple[dict[str, Any], bytes]:
     from PIL import Image, ImageOps
 
@@ -55,6 +59,10 @@ def _image(data: bytes, max_side: int, max_pixels: int) -> tuple[dict[str, Any],
     width, height = image.size
     if width * height > max_pixels:
         raise Refused(f"decompression bomb: {width}x{height} is {width * height} pixels, more than {max_pixels}")
+    # EXIF orientations 5 to 8 turn the picture a quarter: it is shown, and its thumbnail made, the
+    # other way round, so the original's size is given as it is shown.
+    if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+        width, height = height, width
     try:
         image.seek(0)  # an animation: its first frame
         image.draft("RGB", (max_side, max_side))  # JPEG decodes straight at a smaller scale

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from feeds_server import limits
 from feeds_server.notify import dead_letters
-from feeds_server.notify.previews import make_previews
+from feeds_server.notify.previews import make_previews, render
 from feeds_server.store.models import Attachment, Event, PreviewJob
 from feeds_server.store.scope import org_session
 from tests import factory
@@ -323,3 +323,13 @@ async def test_a_thumbnail_or_image_gone_from_the_store_answers_404(team, servic
     for path, code in (("preview", "preview_not_found"), ("image", "image_not_found")):
         r = await bob.get(f"{base(org)}/attachments/{attachment.id}/{path}")
         assert r.status_code == 404 and r.json()["error"]["code"] == code, r.text
+
+
+async def test_a_photo_turned_by_its_exif_orientation_has_the_size_it_is_shown_at() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned a quarter clockwise, as phones store portrait photos
+    out = io.BytesIO()
+    Image.new("RGB", (800, 600), "red").save(out, format="JPEG", exif=exif)
+    thumbnail = await render(out.getvalue())
+    assert (thumbnail.facts["width"], thumbnail.facts["height"]) == (600, 800)
+    assert (thumbnail.facts["preview_width"], thumbnail.facts["preview_height"]) == (240, 320)
