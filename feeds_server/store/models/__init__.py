@@ -17,7 +17,16 @@ from feeds_server.store.models.feed import (
 from feeds_server.store.models.marks import Pin, Reaction, SavedItem
 from feeds_server.store.models.search import SearchItem
 from feeds_server.store.models.identity import AuthToken, User
-from feeds_server.store.models.notify import EmailJob, Notification, NotificationSettings
+from feeds_server.store.models.notify import (
+    DormancyNotice,
+    EmailJob,
+    Mute,
+    Notification,
+    NotificationSettings,
+    Presence,
+    PushJob,
+    PushSubscription,
+)
 from feeds_server.store.models.records import (
     AutoFollowRule,
     Follow,
@@ -60,8 +69,13 @@ __all__ = [
     "SavedItem",
     "SearchItem",
     "Mention",
+    "DormancyNotice",
+    "Mute",
     "Notification",
     "NotificationSettings",
+    "Presence",
+    "PushJob",
+    "PushSubscription",
     "Post",
     "PostAudience",
     "AuthToken",

@@ -63,6 +63,9 @@ class Follow(OrgOwned, Base):
     user_id: Mapped[int] = mapped_column(BigId)
     module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     source: Mapped[str] = mapped_column(String(16))
+    rule_id: Mapped[int | None] = mapped_column(BigId)  # the auto-follow rule of a follow by rule
+    # The fields this follow cares about (None: every field); edits of other fields pass it by.
+    fields: Mapped[list[Any] | None]
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -95,6 +98,7 @@ class AutoFollowRule(OrgOwned, Base):
     module: Mapped[str] = mapped_column(String(limits.MAX_MODULE_CHARS))
     criteria: Mapped[dict[str, Any]] = mapped_column(default=dict)
     followers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fields: Mapped[list[Any] | None]  # given to its follows: None, every field
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
