@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
 
@@ -33,3 +34,8 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads), user and system: what a loop run here costs."""
+    return time.process_time()

@@ -111,6 +111,10 @@ class Settings:
     metrics_enabled: bool = True
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     webhook_allow_networks: tuple[str, ...] = ()
+    # Push endpoints are chosen by any member, not the operator: their own, normally empty, allowlist.
+    push_allow_networks: tuple[str, ...] = ()
+    vapid_private_key: str = field(default="", repr=False)  # empty: derived from secret_key (notify/push.py)
+    vapid_subject: str = ""
     shutdown_timeout: float = 10.0
     header_timeout: float = float(limits.HEADER_TIMEOUT_SECONDS)
     body_timeout: float = float(limits.BODY_TIMEOUT_SECONDS)
@@ -177,6 +181,9 @@ class Settings:
             metrics_enabled=_env_bool("FEEDS_METRICS", True),
             metrics_allow=_env_list("FEEDS_METRICS_ALLOW", "127.0.0.0/8,::1/128"),
             webhook_allow_networks=_env_networks("FEEDS_WEBHOOK_ALLOW_NETWORKS"),
+            push_allow_networks=_env_networks("FEEDS_PUSH_ALLOW_NETWORKS"),
+            vapid_private_key=_env("FEEDS_VAPID_PRIVATE_KEY", ""),
+            vapid_subject=_env("FEEDS_VAPID_SUBJECT", ""),
             shutdown_timeout=float(_env_int("FEEDS_SHUTDOWN_TIMEOUT", 10)),
             header_timeout=_env_seconds("FEEDS_HEADER_TIMEOUT", limits.HEADER_TIMEOUT_SECONDS),
             body_timeout=_env_seconds("FEEDS_BODY_TIMEOUT", limits.BODY_TIMEOUT_SECONDS),
@@ -206,7 +213,7 @@ class Settings:
         out: dict[str, object] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in {"smtp_password", "secret_key"}:
+            if f.name in {"smtp_password", "secret_key", "vapid_private_key"}:
                 value = "***" if value else ""
             elif f.name in {"database_url", "redis_url"}:
                 value = _mask_url_password(str(value))

@@ -32,6 +32,16 @@ MAX_RULES_PER_MODULE_PER_CREATOR = 5
 # F-FOLLOW-8: dormant-record window in days, inclusive.
 MIN_DORMANT_DAYS = 1
 MAX_DORMANT_DAYS = 180
+# Dormancy notices: how often the notifier looks for records that crossed a person's threshold, and
+# at most how many notices one org gets per look (the rest follow at the next one).
+DORMANCY_STEP_SECONDS = 300
+DORMANCY_NOTICES_PER_STEP = 1_000
+
+# Digests: how often the notifier looks for due ones, how many people it schedules per transaction,
+# and at most how many records, groups and dormant records one digest lists (then "and N more").
+DIGEST_SCHEDULE_SECONDS = 60
+DIGEST_SCHEDULE_BATCH = 500
+DIGEST_MAX_ENTRIES = 20
 
 # Record events accepted in one integration batch (F-FOLLOW-1).
 MAX_RECORD_EVENTS_PER_BATCH = 500
@@ -106,9 +116,47 @@ BROKER_PUBLISH_BATCH = 256
 # Notifications (F-NOTIF-*): default mention batching window, and email retries.
 DEFAULT_MENTION_BATCH_SECONDS = 60
 MAX_MENTION_BATCH_SECONDS = 24 * 3600
+# Preferences: a burst of record changes merges into one notification for up to this long; snooze
+# at most this far ahead; the same person reacting again this soon notifies once; mutes per member.
+MAX_RECORD_MERGE_SECONDS = 3600
+MAX_SNOOZE_DAYS = 365
+REACTION_RENOTIFY_SECONDS = 60
+MAX_MUTES_PER_MEMBER = 1_000
+MAX_TIME_ZONE_CHARS = 64
 EMAIL_MAX_ATTEMPTS = 12
 EMAIL_RETRY_BASE_SECONDS = 2.0
 EMAIL_RETRY_MAX_SECONDS = 3600.0
+
+# Web Push (RFC 8030, keys of RFC 8291, VAPID of RFC 8292): an endpoint URL and its keys as the
+# browser hands them over (a P-256 point uncompressed, a 16-byte auth secret), browsers per person
+# and org, and the sender's bounds: a push service answers in a few seconds with a short body;
+# retries back off like emails. The payload stays well under the 4 KiB a push service must accept
+# (RFC 8030 section 7.2) once encrypted. A push not delivered within its TTL is not worth showing.
+MAX_PUSH_ENDPOINT_CHARS = 2_000
+MAX_PUSH_SUBSCRIPTIONS_PER_MEMBER = 10
+PUSH_P256DH_BYTES = 65
+PUSH_AUTH_BYTES = 16
+PUSH_MAX_PAYLOAD_BYTES = 3_000
+PUSH_TTL_SECONDS = 24 * 3600
+PUSH_TIMEOUT_SECONDS = 5.0  # the whole exchange with a push service, connect to last byte
+PUSH_MAX_RESPONSE_BYTES = 4_096
+PUSH_MAX_ATTEMPTS = 12
+PUSH_RETRY_BASE_SECONDS = 2.0
+PUSH_RETRY_MAX_SECONDS = 3600.0
+PUSH_CLAIM_BATCH = 100
+PUSH_CONCURRENCY = 64
+# Pushes in flight to one push service origin: one that answers slowly (or never) holds at most these
+# slots; more of its pushes wait a moment (not counted as an attempt) while the others go out.
+PUSH_PER_ORIGIN_CONCURRENCY = 16
+PUSH_ORIGIN_BUSY_SECONDS = 2.0
+# How long a VAPID token is valid (RFC 8292 section 2: at most 24 hours).
+VAPID_TOKEN_SECONDS = 12 * 3600
+# Presence (who has a live connection, so pushes go only to people away): a node writes new
+# connections within PRESENCE_FLUSH_SECONDS and renews its rows every PRESENCE_HEARTBEAT_SECONDS;
+# a row lives three heartbeats, so a node that died stops counting soon after.
+PRESENCE_FLUSH_SECONDS = 1.0
+PRESENCE_HEARTBEAT_SECONDS = 20.0
+PRESENCE_TTL_SECONDS = 3 * PRESENCE_HEARTBEAT_SECONDS
 
 # Records (F-FOLLOW-*): sizes of what the CRM sends, fields kept per record, key fields on a
 # business card (F-FEED-4).
@@ -117,6 +165,14 @@ MAX_CRM_ID_CHARS = 128
 MAX_FIELD_NAME_CHARS = 100
 MAX_RECORD_FIELDS = 200
 BUSINESS_CARD_FIELDS = 5
+# Field-level follows: the fields a follow (or a rule, for its follows) may name.
+MAX_FOLLOW_FIELDS = 50
+# Merged bursts: a record notification keeps the latest changes merged into it (its count goes on),
+# each naming at most this many fields, string values cut to this length (the item has them all).
+MAX_MERGED_CHANGES = 20
+MAX_CHANGE_FIELDS_NOTED = 10
+MAX_CHANGE_VALUE_CHARS = 200
+DEFAULT_RECORD_MERGE_SECONDS = 60
 
 # Auto-follow rule preview: matches shown, and how many of the module's most recently active
 # records are looked at.

@@ -82,6 +82,8 @@ class StreamClient:
 
     def _connect_reply(self, result: dict) -> None:  # type: ignore[type-arg]
         for channel, sub in (result.get("subs") or {}).items():
+            if "epoch" not in sub:
+                continue  # not positioned (`$counts`): nothing to recover
             if sub.get("was_recovering") and not sub.get("recovered"):
                 self.not_recovered += 1
             for pub in sub.get("publications") or []:

@@ -34,7 +34,8 @@ class Result:
         return self.correct and not self.missed
 
     def print(self) -> None:
-        print(f"== {self.scenario}: {'OK' if self.ok else 'FAILED'}")
+        status = "OK" if self.ok else "FAILED" if not self.correct else "OK, BOUND MISSED"
+        print(f"== {self.scenario}: {status}")
         print(f"   injected: {self.injected}")
         print(f"   events posted {self.posted}, lost {self.lost}, duplicates {self.duplicates}, "
               f"out-of-order {self.out_of_order}, leaks {self.leaks}")

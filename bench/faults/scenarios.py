@@ -109,8 +109,8 @@ class LagWatch:
 
 
 async def _redis_fault(cluster: Cluster, args: argparse.Namespace, freeze: bool) -> Result:
-    hold = args.freeze if freeze else 2.0
-    seconds = max(args.seconds, hold + 7)
+    hold = args.freeze if freeze else args.redis_down
+    seconds = max(args.seconds, args.lead + hold + 4)
     what = f"Redis frozen (SIGSTOP) for {hold:g} s" if freeze else f"Redis killed and restarted {hold:g} s later"
     result = Result("redis-freeze" if freeze else "redis-restart",
                     f"{what}, {args.clients} clients (half on each node), {args.rate:g} posts/s through node 1 for {seconds:g} s")
@@ -120,7 +120,7 @@ async def _redis_fault(cluster: Cluster, args: argparse.Namespace, freeze: bool)
     poster = Poster(cluster, first=1)
     async with LagWatch(cluster, [0, 1]) as lag:
         stream = asyncio.create_task(poster.stream(args.rate, seconds))
-        await asyncio.sleep(3)
+        await asyncio.sleep(args.lead)
         t_fault = time.monotonic()
         n_before = len(poster.latencies)
         if freeze:
@@ -374,7 +374,8 @@ async def _cycle(url: str, token: str, abrupt: bool, recover: dict[str, Any] | N
         await ws.send(orjson.dumps({"id": 1, "connect": {"token": token, **({"subs": recover} if recover else {})}}).decode())
         reply = orjson.loads((await asyncio.wait_for(ws.recv(), 10)).split("\n")[0])
         subs = reply.get("connect", {}).get("subs") or {}
-        return {ch: {"recover": True, "epoch": s["epoch"], "offset": s["offset"]} for ch, s in subs.items()}
+        # Only positioned channels recover (`$counts` has no epoch or offset).
+        return {ch: {"recover": True, "epoch": s["epoch"], "offset": s["offset"]} for ch, s in subs.items() if "epoch" in s}
     finally:
         if abrupt:
             _rst(ws)
@@ -538,10 +539,10 @@ async def slow_query(cluster: Cluster, args: argparse.Namespace) -> Result:
 
 async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
     result = Result("restart-both", f"both nodes restarted (SIGTERM, then started again) under {args.clients} connected clients, "
-                                    f"{args.rate:g} posts/s before and after")
+                                    f"{args.rate:g} posts/s for {args.lead:g} s before and {args.after:g} s after")
     clients, tasks = await start_clients(cluster, args.clients)
     poster = Poster(cluster, first=1)
-    await poster.stream(args.rate, 3)
+    await poster.stream(args.rate, args.lead)
     t_fault = time.monotonic()
     for node in cluster.nodes:
         assert node.proc is not None
@@ -551,7 +552,7 @@ async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
     down = time.monotonic() - t_fault
     await asyncio.gather(*(asyncio.to_thread(n.start) for n in cluster.nodes))
     t_up = time.monotonic()
-    await poster.stream(args.rate, 5)
+    await poster.stream(args.rate, args.after)
     waited = await wait_all(clients, poster.posted, 40)
     t_all = time.monotonic()
     count(result, clients, poster.posted)
@@ -566,7 +567,7 @@ async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
         "reconnected and recovered, after the signal: p10 / p50 / p90 / max": " / ".join(ms(pct(back, p)) for p in (10, 50, 90, 100)),
         "reconnects per second after the signal": dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0]))),
         "all caught up": f"{max(back, default=0):.1f} s after the signal (bound 30 s); "
-                         f"every post of the 5 s stream after the restart delivered {caught:.1f} s after the signal",
+                         f"every post of the {args.after:g} s stream after the restart delivered {caught:.1f} s after the signal",
         "post failures while both were down": poster.failed,
     })
     if len(back) != len(clients):

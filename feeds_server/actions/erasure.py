@@ -4,8 +4,10 @@ What goes, in every org the person ever left a trace in:
 - their posts and private messages, with their attachments' files (others' comments under them go
   with them, as when an author deletes a post, F-POST-8), and private messages addressed to them;
 - their comments on others' items; their notifications, follows, rules, notification settings,
-  territory and group memberships, pending invitations to their address, retry keys, queued emails
-  and notes to the CRM;
+  mutes, dormancy notices, push subscriptions, live-connection marks, territory and group
+  memberships, pending invitations to their address, retry keys, queued emails and notes to the CRM;
+- pushes of what they did (a notification they caused): waiting, held for quiet hours, or set aside
+  as dead letters, a push carries their name and an excerpt of their words, so it goes;
 - their sign-ins in the audit log (the addresses), and the event history of what they did;
 - their membership; then, for a whole account, the login itself (name, email, password, tokens).
 
@@ -28,10 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Text, and_, cast, delete, or_, select, tuple_, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from feeds_server.actions import audit, edits, reactions
+from feeds_server.actions import audit, edits, reactions, rules
 from feeds_server.actions.orgs import delete_org
 from feeds_server.actions.posts import RECORD
 from feeds_server.domain import permissions as perms
@@ -48,6 +51,7 @@ from feeds_server.store.models import (
     AuthToken,
     AutoFollowRule,
     Comment,
+    DormancyNotice,
     EmailJob,
     Event,
     EventChannel,
@@ -59,13 +63,17 @@ from feeds_server.store.models import (
     Invitation,
     Membership,
     Mention,
+    Mute,
     Notification,
     NotificationSettings,
     Org,
     Pin,
     Post,
     PostAudience,
+    Presence,
     Profile,
+    PushJob,
+    PushSubscription,
     Record,
     SavedItem,
     TerritoryMember,
@@ -125,6 +133,7 @@ async def erase_in_org(
             done.new_super_admin = successor.user_id
             append_event(session, "member.updated", {"user_id": successor.user_id, "role_id": successor.role_id, "profile_id": successor.profile_id}, actor_id)
             audit.record(session, "org.super_admin_handed_over", actor_id, ("user", successor.user_id), {"via": via}, now)
+    await _forget_pushes(session, person)  # before their posts go, and the notifications of those with them
     await _delete_posts(session, person, actor_id, done)
     await _delete_comments(session, person, actor_id, done)
     await _unmention(session, person)
@@ -227,6 +236,26 @@ async def _rewrite_bodies(session: AsyncSession, model: type[Post] | type[Commen
             await session.execute(update(model).where(model.id == item_id).values(body=new))
 
 
+async def _forget_pushes(session: AsyncSession, person: Person) -> None:
+    """Pushes of notifications they caused, whatever their state: a waiting or held one would still
+    go out with their name, a dead letter keeps its payload for an operator to put back."""
+    theirs = select(Notification.id).where(Notification.actor_id == person.user_id)
+    await session.execute(delete(PushJob).where(or_(PushJob.user_id == person.user_id, PushJob.notification_id.in_(theirs))))
+
+
+async def _drop_pushes_naming(session: AsyncSession, person: Person) -> None:
+    """Others' pushes whose title or excerpt names them (a push is rendered text: nothing to rewrite
+    it by, and it is only a copy of a notification, which stays, rewritten)."""
+    terms = search_terms(person)
+    last = 0
+    stmt = select(PushJob.id, PushJob.payload).where(_mentions_them(PushJob.payload, person))
+    while rows := (await session.execute(stmt.where(PushJob.id > last).order_by(PushJob.id).limit(BATCH))).all():
+        last = rows[-1][0]
+        naming = [job_id for job_id, payload in rows if any(term in _json_text(payload) for term in terms)]
+        if naming:
+            await session.execute(delete(PushJob).where(PushJob.id.in_(naming)))
+
+
 async def _forget_relations(session: AsyncSession, org: Org, person: Person, actor_id: int | None) -> None:
     uid = person.user_id
     await session.execute(delete(Notification).where(Notification.user_id == uid))
@@ -236,6 +265,7 @@ async def _forget_relations(session: AsyncSession, org: Org, person: Person, act
     await reactions.forget_person(session, uid, actor_id)
     await session.execute(update(Pin).where(Pin.pinned_by_user_id == uid).values(pinned_by_user_id=None))
     for rule in (await session.execute(select(AutoFollowRule).where(AutoFollowRule.creator_id == uid))).scalars().all():
+        await rules.release_follows(session, rule.id)
         await session.delete(rule)
         append_event(session, "rule.deleted", {"rule_id": rule.id}, actor_id)
     for rule in (await session.execute(select(AutoFollowRule))).scalars().all():
@@ -252,6 +282,10 @@ async def _forget_relations(session: AsyncSession, org: Org, person: Person, act
     await session.execute(update(Group).where(Group.created_by_user_id == uid).values(created_by_user_id=None))
     await session.execute(delete(TerritoryMember).where(TerritoryMember.user_id == uid))
     await session.execute(delete(NotificationSettings).where(NotificationSettings.user_id == uid))
+    await session.execute(delete(PushSubscription).where(PushSubscription.user_id == uid))  # its pushes go with it
+    await session.execute(delete(Mute).where(Mute.user_id == uid))
+    await session.execute(delete(DormancyNotice).where(DormancyNotice.user_id == uid))
+    await session.execute(delete(Presence).where(Presence.user_id == uid))
     await session.execute(delete(IdempotencyKey).where(IdempotencyKey.user_id == uid))
     await _forget_replays(session, person)
     await session.execute(delete(EmailJob).where(or_(EmailJob.user_id == uid, EmailJob.to_email == person.email)))
@@ -296,7 +330,12 @@ async def _forget_history(session: AsyncSession, person: Person) -> None:
     await _scrub_column(session, Notification, Notification.data, person)
     await _scrub_column(session, AuditEntry, AuditEntry.details, person)
     await _scrub_column(session, EmailJob, EmailJob.payload, person)
+    await _drop_pushes_naming(session, person)
     await _drop_their_notes(session, person)
+
+
+def _json_text(doc: Any) -> str:
+    return orjson.dumps(doc).decode()
 
 
 def _mentions_them(column: Any, person: Person) -> Any:
@@ -343,6 +382,11 @@ async def orgs_touching(session: AsyncSession, person: Person) -> list[int]:
         select(AutoFollowRule.org_id).where(AutoFollowRule.creator_id == uid),
         select(GroupSource.org_id).where(GroupSource.kind == SOURCE_USER, GroupSource.ref_id == uid),
         select(TerritoryMember.org_id).where(TerritoryMember.user_id == uid),
+        select(NotificationSettings.org_id).where(NotificationSettings.user_id == uid),
+        select(Mute.org_id).where(Mute.user_id == uid),
+        select(DormancyNotice.org_id).where(DormancyNotice.user_id == uid),
+        select(PushSubscription.org_id).where(PushSubscription.user_id == uid),
+        select(Presence.org_id).where(Presence.user_id == uid),
         select(Record.org_id).where(or_(Record.owner_id == uid, Record.creator_id == uid)),
         select(Invitation.org_id).where(or_(Invitation.email == person.email, Invitation.invited_by_user_id == uid)),
         # An account's own emails name no org (they go with the account: actions/account_mail.py).

@@ -6,12 +6,14 @@ through each table by key, so neither the rows nor the files are ever all in mem
 
 Exported: the org's settings, its people (every account the data refers to, with their emails,
 members or not any more), roles, profiles, territories and their members, memberships,
-notification settings, groups and their sources, records, follows, auto-follow rules, posts with
-their audience, mentions and attachments (and the files), comments, when posts and comments were
-last edited and their earlier texts (hidden ones marked so), reactions, saved items, pins,
-notifications. Not exported: integrations and webhooks (their secrets stay with this org),
-invitations, the event history, the audit log, the outboxes, and the files' thumbnails (the
-importing server makes them again).
+notification settings (every choice, and how far each person's digest got), groups and their
+sources, records, auto-follow rules, follows (with their rule and fields), posts with their
+audience, mentions and attachments (and the files), comments, when posts and comments were last
+edited and their earlier texts (hidden ones marked so), reactions, saved items, pins,
+notifications, mutes, and which dormant records each follower was told of. Not exported:
+integrations and webhooks (their secrets stay with this org), invitations, the event history, the
+audit log, the outboxes (emails and pushes), push subscriptions (a browser subscribes to one
+server's key), who is connected, and the files' thumbnails (the importing server makes them again).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from feeds_server.store.models import (
     Attachment,
     AutoFollowRule,
     Comment,
+    DormancyNotice,
     Follow,
     Group,
     GroupSource,
     ItemVersion,
     Membership,
     Mention,
+    Mute,
     Notification,
     NotificationSettings,
     Org,
@@ -66,8 +70,11 @@ POST_FIELDS = ("id", "kind", "author_id", "body", "group_id", "recipient_id", "m
 COMMENT_FIELDS = ("id", "post_id", "author_id", "body", "data", "created_at", "edited_at")
 VERSION_FIELDS = ("id", "post_id", "comment_id", "body", "written_at", "replaced_at", "replaced_by_user_id", "hidden_at", "hidden_by_user_id")
 REACTION_FIELDS = ("id", "post_id", "comment_id", "user_id", "emoji", "created_at")
-NOTIFICATION_FIELDS = ("id", "user_id", "kind", "actor_id", "post_id", "comment_id", "data", "created_at", "read_at")
-RULE_FIELDS = ("id", "creator_id", "name", "description", "module", "criteria", "followers", "version", "created_at", "updated_at")
+NOTIFICATION_FIELDS = ("id", "user_id", "kind", "actor_id", "post_id", "comment_id", "data", "reason", "record_id", "created_at", "updated_at", "read_at")
+RULE_FIELDS = ("id", "creator_id", "name", "description", "module", "criteria", "followers", "fields", "version", "created_at", "updated_at")
+# Every choice of a member's notification settings, the digest's progress included; not when the
+# next digest falls due, which the importing server plans in its own org's zone.
+SETTINGS_SKIPPED = ("org_id", "digest_due_at")
 
 
 def _cols(model: Any, names: tuple[str, ...]) -> list[Any]:
@@ -134,17 +141,19 @@ async def _rows(session: AsyncSession, out: ManifestWriter) -> None:
     stmt = select(Membership.user_id, Membership.role_id, Membership.profile_id, Membership.is_super_admin, Membership.joined_at).order_by(Membership.user_id)
     for m in (await session.execute(stmt)).all():
         out.row("membership", m._asdict())
-    stmt = select(NotificationSettings.user_id, NotificationSettings.mention_emails, NotificationSettings.batch_window_seconds)
+    columns = [c for c in NotificationSettings.__table__.columns if c.key not in SETTINGS_SKIPPED]
+    stmt = select(*(getattr(NotificationSettings, c.key) for c in columns))
     for ns in (await session.execute(stmt.order_by(NotificationSettings.user_id))).all():
         out.row("notification_settings", ns._asdict())
     await _groups(session, out)
     async for page in _pages(session, Record, RECORD_FIELDS):
         for row in page:
             out.row("record", row)
-    await _follows(session, out)
+    # Rules before follows: a follow names the rule that made it.
     async for page in _pages(session, AutoFollowRule, RULE_FIELDS):
         for row in page:
             out.row("rule", row)
+    await _follows(session, out)
     await _posts(session, out)
     await _comments(session, out)
     async for page in _pages(session, ItemVersion, VERSION_FIELDS):
@@ -158,6 +167,8 @@ async def _rows(session: AsyncSession, out: ManifestWriter) -> None:
     async for page in _pages(session, Notification, NOTIFICATION_FIELDS):
         for row in page:
             out.row("notification", row)
+    await _mutes(session, out)
+    await _dormancy_notices(session, out)
 
 
 async def _people(session: AsyncSession, out: ManifestWriter) -> None:
@@ -170,7 +181,7 @@ async def _people(session: AsyncSession, out: ManifestWriter) -> None:
         (Record.creator_id, None), (AutoFollowRule.creator_id, None), (GroupSource.ref_id, GroupSource.kind == SOURCE_USER),
         (TerritoryMember.user_id, None), (Group.created_by_user_id, None), (NotificationSettings.user_id, None),
         (ItemVersion.replaced_by_user_id, None), (ItemVersion.hidden_by_user_id, None), (Reaction.user_id, None),
-        (SavedItem.user_id, None), (Pin.pinned_by_user_id, None),
+        (SavedItem.user_id, None), (Pin.pinned_by_user_id, None), (Mute.user_id, None), (DormancyNotice.user_id, None),
     ):
         stmt = select(column).distinct()
         named |= set((await session.execute(stmt if where is None else stmt.where(where))).scalars())
@@ -210,7 +221,7 @@ async def _groups(session: AsyncSession, out: ManifestWriter) -> None:
 
 
 async def _follows(session: AsyncSession, out: ManifestWriter) -> None:
-    cols = (Follow.record_id, Follow.user_id, Follow.module, Follow.source, Follow.last_activity_at, Follow.created_at)
+    cols = (Follow.record_id, Follow.user_id, Follow.module, Follow.source, Follow.rule_id, Follow.fields, Follow.last_activity_at, Follow.created_at)
     last = (0, 0)
     while rows := (
         await session.execute(
@@ -270,3 +281,26 @@ async def _pins(session: AsyncSession, out: ManifestWriter) -> None:
     stmt = select(Pin.post_id, Pin.group_id, Pin.pinned_by_user_id, Pin.created_at).order_by(Pin.created_at.desc(), Pin.post_id)
     for pin in (await session.execute(stmt)).all():
         out.row("pin", pin._asdict())
+
+
+async def _mutes(session: AsyncSession, out: ManifestWriter) -> None:
+    cols = (Mute.user_id, Mute.target_kind, Mute.target_id, Mute.created_at)
+    order = (Mute.user_id, Mute.target_kind, Mute.target_id)
+    last: tuple[int, str, int] = (0, "", 0)
+    while rows := (await session.execute(select(*cols).where(tuple_(*order) > tuple_(*last)).order_by(*order).limit(BATCH))).all():
+        last = (rows[-1].user_id, rows[-1].target_kind, rows[-1].target_id)
+        for row in rows:
+            out.row("mute", row._asdict())
+
+
+async def _dormancy_notices(session: AsyncSession, out: ManifestWriter) -> None:
+    """Without them, the importing server would tell every follower of a dormant record again."""
+    cols = (DormancyNotice.record_id, DormancyNotice.user_id, DormancyNotice.last_activity_at, DormancyNotice.created_at)
+    order = (DormancyNotice.record_id, DormancyNotice.user_id, DormancyNotice.last_activity_at)
+    page = select(*cols).order_by(*order).limit(BATCH)
+    rows = (await session.execute(page)).all()
+    while rows:
+        for row in rows:
+            out.row("dormancy_notice", row._asdict())
+        last = (rows[-1].record_id, rows[-1].user_id, rows[-1].last_activity_at)
+        rows = (await session.execute(page.where(tuple_(*order) > tuple_(*last)))).all()

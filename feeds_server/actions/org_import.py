@@ -19,6 +19,10 @@ batches, one transaction each, every row with a new id:
   thumbnail again (archives carry none);
 - earlier texts of posts and comments, reactions, saved items and pins come along; pins on the org
   feed only while it has free places (5), the newest first;
+- every notification setting comes along (a channel choice this server does not know is dropped, and
+  told), but when the next digest falls due, which this org's zone decides; follows keep the fields
+  they care about and the rule that made them; mutes land on the new record, group or post, and
+  dormancy notices keep a follower from being told again of a record they were told of;
 - unticked feed modules of the source are unticked in the target too; the target's edit window
   stays (the report says when the source's was another).
 
@@ -43,7 +47,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, func, insert, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,22 +60,26 @@ from feeds_server.domain import permissions as perms
 from feeds_server.domain.audience import ORG, SOURCE_GROUP, SOURCE_USER, group_channel, user_channel
 from feeds_server.domain.file_types import HEAD_BYTES, PREVIEW_NONE, PREVIEW_PENDING, previewable, sniff
 from feeds_server.domain.orgs import normalize_email
-from feeds_server.domain.remap import remap_channels, remap_followers, remap_record_ref, remap_text
+from feeds_server.domain.preferences import check_channels
+from feeds_server.domain.remap import remap_channels, remap_followers, remap_reason, remap_record_ref, remap_text
 from feeds_server.errors import FeedsError
 from feeds_server.runtime.services import Services
 from feeds_server.store.archive import TABLES, ArchiveError, ArchiveReader
+from feeds_server.store.base import UTCDateTime
 from feeds_server.store.bulk import insert_many, insert_returning_ids
 from feeds_server.store.events import append_event, take_committed_events
 from feeds_server.store.files import LocalFileStore, TempFile
 from feeds_server.store.models import (
     AutoFollowRule,
     Comment,
+    DormancyNotice,
     Follow,
     Group,
     GroupSource,
     ItemVersion,
     Membership,
     Mention,
+    Mute,
     Notification,
     NotificationSettings,
     Org,
@@ -307,7 +315,7 @@ class _Importer:
         structure: dict[str, list[dict[str, Any]]] = {table: [] for table in STRUCTURE}
         streams = {"record": self._records, "follow": self._follows, "post": self._posts, "comment": self._comments,
                    "item_version": self._versions, "reaction": self._reactions, "saved_item": self._saved_items, "pin": self._pins,
-                   "notification": self._notifications}
+                   "notification": self._notifications, "mute": self._mutes, "dormancy_notice": self._dormancy_notices}
         for table, rows in groupby(self.archive.lines(), key=lambda line: line["t"]):
             if table in structure:
                 structure[table].extend(rows)
@@ -442,12 +450,25 @@ class _Importer:
         self.report.add("territory_member", await _insert_new(session, TerritoryMember.__table__, values))
 
     async def _notification_settings(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        values = []
+        """Every choice the archive holds (an earlier version holds fewer: the rest are the defaults)."""
+        values, dropped = [], 0
         for row in rows:
             user = self.lookup("user", row["user_id"])
-            if user is not None:
-                values.append({"org_id": self.org_id, "user_id": user, "mention_emails": row["mention_emails"],
-                               "batch_window_seconds": row["batch_window_seconds"]})
+            if user is None:
+                continue
+            value: dict[str, Any] = {"org_id": self.org_id, "user_id": user}
+            for column in NotificationSettings.__table__.columns:
+                if column.key in row and column.key not in _SETTINGS_KEPT_HERE:
+                    raw = row[column.key]
+                    value[column.key] = _time(raw) if isinstance(column.type, UTCDateTime) else raw
+            if "channels" in value:
+                try:
+                    value["channels"] = check_channels(value["channels"] or {})
+                except (ValueError, AttributeError):
+                    value["channels"], dropped = {}, dropped + 1
+            values.append(value)
+        if dropped:
+            self.report.notes.append(f"{dropped} person(s)' channel choices were not ones this server knows: they have the defaults")
         self.report.add("notification_settings", await _insert_new(session, NotificationSettings.__table__, values))
 
     async def _groups(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -502,7 +523,9 @@ class _Importer:
         for r in batch:
             record, user = self.lookup("record", r["record_id"]), self.lookup("user", r["user_id"])
             if record is not None and user is not None:
+                fields = r.get("fields")
                 rows.append({"org_id": self.org_id, "record_id": record, "user_id": user, "module": r["module"], "source": r["source"],
+                             "rule_id": self.lookup("rule", r.get("rule_id")), "fields": null() if fields is None else fields,
                              "last_activity_at": _time(r["last_activity_at"]), "created_at": _time(r["created_at"])})
         self.report.add("follow", await _insert_new(session, Follow.__table__, rows))
 
@@ -521,11 +544,12 @@ class _Importer:
                 continue
             rule = AutoFollowRule(
                 creator_id=creator, name=_free_name(self.name("rule", r["name"]), taken, limits.MAX_NAME_CHARS), description=r["description"], module=r["module"],
-                criteria=r["criteria"], followers=remap_followers(r["followers"] or {}, self.lookup), version=1,
+                criteria=r["criteria"], followers=remap_followers(r["followers"] or {}, self.lookup), fields=r.get("fields"), version=1,
                 created_at=_time(r["created_at"]), updated_at=_time(r["updated_at"]),
             )
             session.add(rule)
             await session.flush()
+            self.ids.put("rule", [(r["id"], rule.id)])  # for follows and notifications' reasons
             append_event(session, "rule.created", {"rule_id": rule.id, "module": rule.module}, None, [user_channel(creator)])
             created += 1
         self.report.add("rule", created)
@@ -673,10 +697,39 @@ class _Importer:
                 continue
             rows.append({"org_id": self.org_id, "user_id": user, "kind": n["kind"], "actor_id": self.lookup("user", n["actor_id"]), "post_id": post,
                          "comment_id": self.lookup("comment", n["comment_id"]), "data": remap_record_ref(n["data"] or {}, self.lookup),
-                         "created_at": _time(n["created_at"]), "read_at": _time(n["read_at"])})
+                         "reason": remap_reason(n.get("reason"), self.lookup), "record_id": self.lookup("record", n.get("record_id")),
+                         "created_at": _time(n["created_at"]), "updated_at": _time(n.get("updated_at")), "read_at": _time(n["read_at"])})
         if rows:
             await session.execute(insert(Notification.__table__), rows)
         self.report.add("notification", len(rows))
+
+
+    async def _mutes(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        """On the new record, group or post; a mute of something that did not come along is left out."""
+        rows = []
+        for m in batch:
+            if m["target_kind"] not in _MUTE_KINDS:
+                continue
+            user, target = self.lookup("user", m["user_id"]), self.lookup(m["target_kind"], m["target_id"])
+            if user is not None and target is not None:
+                rows.append({"org_id": self.org_id, "user_id": user, "target_kind": m["target_kind"], "target_id": target,
+                             "created_at": _time(m["created_at"])})
+        self.report.add("mute", await _insert_new(session, Mute.__table__, rows))
+
+    async def _dormancy_notices(self, session: AsyncSession, batch: list[dict[str, Any]], _files: list[str]) -> None:
+        rows = []
+        for d in batch:
+            record, user = self.lookup("record", d["record_id"]), self.lookup("user", d["user_id"])
+            if record is not None and user is not None:
+                rows.append({"org_id": self.org_id, "record_id": record, "user_id": user,
+                             "last_activity_at": _time(d["last_activity_at"]), "created_at": _time(d["created_at"])})
+        self.report.add("dormancy_notice", await _insert_new(session, DormancyNotice.__table__, rows))
+
+
+# Settings columns the importing org decides: its own id, whom they belong to, and when a digest
+# next falls due (planned in this org's zone by notify/digests.py).
+_SETTINGS_KEPT_HERE = frozenset({"org_id", "user_id", "digest_due_at"})
+_MUTE_KINDS = frozenset({"record", "group", "post"})
 
 
 def _source_kind(kind: str) -> str:

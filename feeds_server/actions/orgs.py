@@ -21,7 +21,9 @@ from feeds_server.domain.orgs import (
 )
 from feeds_server.errors import Conflict, Forbidden, NotFound
 from feeds_server.store.events import append_event
-from feeds_server.store.models import Membership, Org, Profile, Role, TerritoryMember, User
+from feeds_server.store.models import (
+    DormancyNotice, Follow, Membership, Mute, NotificationSettings, Org, Profile, PushSubscription, Role, TerritoryMember, User,
+)
 from feeds_server.store.scope import CROSS_ORG, allow_cross_org, get_in_org, set_org
 
 
@@ -195,6 +197,11 @@ async def remove_member(session: AsyncSession, org: Org, actor_id: int, user_id:
     if membership.is_super_admin:
         raise Forbidden("cannot_remove_super_admin", "the super admin cannot be removed from the org")
     await session.execute(delete(TerritoryMember).where(TerritoryMember.user_id == user_id))
+    # They hear nothing more of this org: their browsers' subscriptions (the pushes go with them),
+    # what they followed, muted and chose go. Emails already queued are skipped by the notifier,
+    # which checks membership before sending.
+    for model in (PushSubscription, Follow, Mute, DormancyNotice, NotificationSettings):
+        await session.execute(delete(model).where(model.user_id == user_id))
     await session.delete(membership)
     await session.execute(
         update(User)

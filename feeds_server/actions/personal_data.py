@@ -2,7 +2,9 @@
 
 It holds the account, and for every org the person has something in (member or not any more):
 their membership, posts and messages they wrote, private messages they received, comments,
-notifications, followed records, rules, notification settings, and the sign-ins logged there.
+notifications (with why each came), followed records (with the fields they care about), rules,
+notification settings (channels, snooze, quiet hours, zone, digest, dormancy), mutes, the browsers
+subscribed to their pushes, the records they were told went dormant, and the sign-ins logged there.
 Attachments are listed with the path to download them. An account-level read: it spans orgs, but
 only ever reads rows that are the person's own or addressed to them.
 """
@@ -17,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server.actions import edits, reactions
+from feeds_server.actions.notifications import settings_view
 from feeds_server.actions.audit import SIGN_IN, SIGN_IN_FAILED
 from feeds_server.actions.erasure import orgs_touching, person_of
 from feeds_server.store.models import (
@@ -24,14 +27,17 @@ from feeds_server.store.models import (
     AuditEntry,
     AutoFollowRule,
     Comment,
+    DormancyNotice,
     Follow,
     Group,
     Membership,
+    Mute,
     Notification,
     NotificationSettings,
     Org,
     Post,
     Profile,
+    PushSubscription,
     Record,
     Role,
     SavedItem,
@@ -42,7 +48,9 @@ from feeds_server.store.models import (
 from feeds_server.store.scope import allow_cross_org
 
 FORMAT = "feeds-server/personal-data"
-VERSION = 1
+# Version 2 added the settings of notifications people can steer, mutes, push subscriptions,
+# dormancy notices, notifications' reasons and follows' fields.
+VERSION = 2
 
 
 async def personal_data(session: AsyncSession, user_id: int, now: datetime, readable: Callable[[Org], bool] = lambda _: True) -> dict[str, Any]:
@@ -94,8 +102,12 @@ async def _in_org(session: AsyncSession, org: Org, uid: int) -> dict[str, Any]:
             "is_super_admin": membership[0].is_super_admin, "territories": list(territories),
         },
         "notification_settings": None if settings is None else {
-            "mention_emails": settings.mention_emails, "batch_window_seconds": settings.batch_window_seconds,
+            **settings_view(settings, org.time_zone),
+            "digest_sent_until": settings.digest_sent_until, "digest_due_at": settings.digest_due_at,
         },
+        "mutes": await _mutes(session, in_org, uid),
+        "push_subscriptions": await _push_subscriptions(session, in_org, uid),
+        "dormancy_notices": await _dormancy_notices(session, in_org, uid),
         "posts": await _posts(session, org, Post.author_id == uid),
         "messages_received": await _posts(session, org, Post.recipient_id == uid),
         "comments": await _comments(session, in_org, uid),
@@ -144,7 +156,8 @@ async def _notifications(session: AsyncSession, org_id: int, uid: int) -> list[d
         await session.execute(select(Notification).where(Notification.org_id == org_id, Notification.user_id == uid).order_by(Notification.id))
     ).scalars()
     return [{"id": n.id, "kind": n.kind, "actor_id": n.actor_id, "post_id": n.post_id, "comment_id": n.comment_id,
-             "data": n.data or {}, "created_at": n.created_at, "read_at": n.read_at} for n in rows]
+             "record_id": n.record_id, "data": n.data or {}, "reason": n.reason, "created_at": n.created_at,
+             "updated_at": n.updated_at, "read_at": n.read_at} for n in rows]
 
 
 async def _follows(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:
@@ -156,7 +169,8 @@ async def _follows(session: AsyncSession, org_id: int, uid: int) -> list[dict[st
             .order_by(Follow.module, Follow.record_id)
         )
     ).all()
-    return [{"record": {"id": f.record_id, "module": f.module, "crm_id": crm_id, "name": name}, "source": f.source, "since": f.created_at}
+    return [{"record": {"id": f.record_id, "module": f.module, "crm_id": crm_id, "name": name}, "source": f.source,
+             "rule_id": f.rule_id, "fields": f.fields, "since": f.created_at}
             for f, crm_id, name in rows]
 
 
@@ -165,7 +179,33 @@ async def _rules(session: AsyncSession, org_id: int, uid: int) -> list[dict[str,
         await session.execute(select(AutoFollowRule).where(AutoFollowRule.org_id == org_id, AutoFollowRule.creator_id == uid).order_by(AutoFollowRule.id))
     ).scalars()
     return [{"id": r.id, "name": r.name, "module": r.module, "description": r.description, "criteria": r.criteria,
-             "followers": r.followers, "created_at": r.created_at} for r in rows]
+             "followers": r.followers, "fields": r.fields, "created_at": r.created_at} for r in rows]
+
+
+async def _mutes(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(Mute.target_kind, Mute.target_id, Mute.created_at).where(Mute.org_id == org_id, Mute.user_id == uid)
+        .order_by(Mute.created_at, Mute.target_kind, Mute.target_id)
+    )
+    return [{"kind": kind, "id": target_id, "created_at": at} for kind, target_id, at in rows]
+
+
+async def _push_subscriptions(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:
+    """Where their pushes go and from which browser; not the browser's keys, which only encrypt."""
+    rows = (
+        await session.execute(select(PushSubscription).where(PushSubscription.org_id == org_id, PushSubscription.user_id == uid).order_by(PushSubscription.id))
+    ).scalars()
+    return [{"id": s.id, "endpoint": s.endpoint, "user_agent": s.user_agent, "created_at": s.created_at, "last_sent_at": s.last_sent_at}
+            for s in rows]
+
+
+async def _dormancy_notices(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(DormancyNotice.record_id, DormancyNotice.last_activity_at, DormancyNotice.created_at)
+        .where(DormancyNotice.org_id == org_id, DormancyNotice.user_id == uid)
+        .order_by(DormancyNotice.created_at, DormancyNotice.record_id)
+    )
+    return [{"record_id": record_id, "record_last_activity_at": last, "told_at": at} for record_id, last, at in rows]
 
 
 async def _saved(session: AsyncSession, org_id: int, uid: int) -> list[dict[str, Any]]:

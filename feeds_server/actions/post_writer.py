@@ -7,8 +7,10 @@ which is what limits how many posts one org can take per second. If a batch fail
 written one by one, so one bad post fails alone.
 
 On PostgreSQL, posts without mentions or files (nearly all of them) are written on the driver
-connection in one statement with their events (store/post_rows.py); the others, and every post on
-SQLite, through the ORM (actions/posts.py `write_posts`).
+connection in one statement with their events (store/post_rows.py); the others (they notify
+someone, or have files), and every post on SQLite, through the ORM (actions/posts.py `write_posts`).
+A group post notifies only members who chose group posts (off by default): it stays on the driver
+path unless someone in the org named that kind in their settings (one index probe per batch).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from feeds_server import limits
-from feeds_server.actions.posts import NewPost, write_posts
+from feeds_server.actions.notifications import GROUP_POSTS_CHOSEN_SQL
+from feeds_server.actions.posts import GROUP, PRIVATE, NewPost, write_posts
 from feeds_server.actions.views import post_views
 from feeds_server.runtime.services import Services
 from feeds_server.store import idempotency, post_rows
@@ -85,7 +88,7 @@ class PostWriter:
             while queue:
                 batch = queue[: limits.POST_BATCH_MAX]
                 del queue[: len(batch)]
-                for commit, part in self._parts(batch):
+                for commit, part in await self._parts(org_id, batch):
                     await self._commit_or_split(commit, org_id, part)
         except BaseException as exc:  # cancelled (shutdown): nobody is left waiting forever
             for pending in [*batch, *queue]:
@@ -96,14 +99,29 @@ class PostWriter:
             del self._tasks[org_id]
             self._queues.pop(org_id, None)
 
-    def _parts(self, batch: list[_Pending]) -> list[tuple[_Commit, list[_Pending]]]:
+    async def _parts(self, org_id: int, batch: list[_Pending]) -> list[tuple[_Commit, list[_Pending]]]:
         """The transactions that write a batch: on PostgreSQL, one on the driver path for the posts
         without mentions or files, one through the ORM for the others; on SQLite, one."""
         if self.services.settings.is_sqlite:
             return [(self._commit_orm, batch)]
-        plain = [p for p in batch if _plain(p.item)]
-        other = [p for p in batch if not _plain(p.item)]
+        direct = [_plain(p.item) for p in batch]
+        if any(ok and p.item.kind == GROUP for ok, p in zip(direct, batch)) and await self._group_posts_chosen(org_id):
+            direct = [ok and p.item.kind != GROUP for ok, p in zip(direct, batch)]
+        plain = [p for ok, p in zip(direct, batch) if ok]
+        other = [p for ok, p in zip(direct, batch) if not ok]
         return [(commit, part) for commit, part in ((self._commit_direct, plain), (self._commit_orm, other)) if part]
+
+    async def _group_posts_chosen(self, org_id: int) -> bool:
+        """Whether a group post may notify someone in the org. Read just before the batch is
+        written, as the ORM path reads the settings in its own transaction: a choice committed
+        meanwhile is missed by either alike."""
+        try:
+            async with driver_connection(self.services.engine) as conn:
+                await driver_sees_org(conn, org_id)
+                return bool(await conn.driver.fetchval(GROUP_POSTS_CHOSEN_SQL, org_id))
+        except Exception:  # the ORM path notifies whoever chose them, and fails on its own if it must
+            log.warning("could not tell whether group posts notify anyone in org %s", org_id, exc_info=True)
+            return True
 
     async def _commit_or_split(self, commit: _Commit, org_id: int, batch: list[_Pending]) -> None:
         try:
@@ -182,8 +200,9 @@ write_new_posts = post_rows.write_posts_and_events
 
 
 def _plain(item: NewPost) -> bool:
-    """Mentions (notifications) and files (attachments) need the ORM path."""
-    return not item.refs and not item.files and item.author_name is not None
+    """Mentions and private messages (notifications) and files (attachments) need the ORM path; a
+    group post too, when someone chose group posts (`PostWriter._parts`)."""
+    return not item.refs and not item.files and item.author_name is not None and item.kind != PRIVATE
 
 
 def _deliver(batch: list[_Pending], views: list[dict[str, Any]]) -> None:

@@ -13,7 +13,9 @@ from feeds_server.actions.directory import must_get
 from feeds_server.actions.views import comment_views, post_views
 from feeds_server.domain.audience import ORG, OrgGraph, group_channel, outside_audience, user_channel
 from feeds_server.domain.file_types import PREVIEW_NONE, PREVIEW_PENDING, previewable
-from feeds_server.actions.notifications import notify_mentions
+from feeds_server.actions.notifications import (
+    Mentioning, Message, notify_group_posts, notify_mentions, notify_mentions_of, notify_private_messages,
+)
 from feeds_server.actions.webhooks import enqueue_note
 from feeds_server.domain.messages import MentionRef, check_text, parse_mentions, plain_text
 from feeds_server.errors import Forbidden, NotFound, ValidationFailed
@@ -191,12 +193,32 @@ async def write_posts(session: AsyncSession, items: Sequence[NewPost]) -> list[d
     posts = [Post(id=pid, org_id=org_id, **{k: v for k, v in row.items() if k != "org_id"}) for pid, row in zip(ids, rows)]
     known = {i.author_id: i.author_name for i in items if i.author_name is not None}
     views = await post_views(session, posts, with_attachments=bool(files), known_users=known, with_reactions=False)
-    graph = await load_graph(session, with_members=True) if mentions else None
-    for pid, i, view in zip(ids, items, views):
+    # Members are needed to list whom mentions and private messages to a group reach.
+    to_group = any(i.kind == PRIVATE and i.group_id is not None for i in items)
+    graph = await load_graph(session, with_members=True) if mentions or to_group else None
+    for i, view in zip(items, views):
         append_event(session, "post.created", {"post": view}, i.author_id, i.channels)
-        if graph is not None and i.refs:
-            await _notify(session, graph, i.refs, i.author_id, pid, None, i.channels, view, i.now)
+    # The batch's mentions notify in one call (a few queries in all, not per post).
+    mentioning = [
+        Mentioning(i.refs, i.author_id, pid, None, graph.users_of_channels(i.channels), plain_text(view["segments"])[:EXCERPT_CHARS], i.now)
+        for pid, i, view in zip(ids, items, views) if graph is not None and i.refs
+    ]
+    told = iter(await notify_mentions_of(session, graph, mentioning) if graph is not None and mentioning else [])
+    messages: dict[str, list[Message]] = {PRIVATE: [], GROUP: []}
+    for pid, i, view in zip(ids, items, views):
+        mentioned = next(told) if graph is not None and i.refs else []
+        if i.kind in messages:
+            recipients = graph.users_of_channels(i.channels) if graph is not None else _people_of(i.channels)
+            excerpt = plain_text(view["segments"])[:EXCERPT_CHARS]
+            messages[i.kind].append(Message(pid, i.author_id, recipients, i.group_id, excerpt, i.now, frozenset(mentioned)))
+    await notify_private_messages(session, messages[PRIVATE])
+    await notify_group_posts(session, messages[GROUP], graph)
     return views
+
+
+def _people_of(channels: Iterable[str]) -> frozenset[int]:
+    """The people a private message to one person names (`u:` channels): no graph needed."""
+    return frozenset(int(c[2:]) for c in channels if c.startswith("u:"))
 
 
 async def insert_attachments(session: AsyncSession, org_id: int, files: list[dict]) -> None:
@@ -232,12 +254,12 @@ async def create_post(
 async def _notify(
     session: AsyncSession, graph: OrgGraph | None, refs: Sequence[MentionRef], author_id: int, post_id: int,
     comment_id: int | None, channels: Iterable[str], view: dict, now: datetime,
-) -> None:
+) -> list[int]:
     if not refs:
-        return
+        return []
     graph = graph or await load_graph(session, with_members=True)
     excerpt = plain_text(view["segments"])[:EXCERPT_CHARS]
-    await notify_mentions(session, graph, refs, author_id, post_id, comment_id, graph.users_of_channels(channels), excerpt, now)
+    return await notify_mentions(session, graph, refs, author_id, post_id, comment_id, graph.users_of_channels(channels), excerpt, now)
 
 
 async def _kind_and_channels(

@@ -7,8 +7,8 @@ later one supersedes the earlier ones: real-time delivery may merge a burst into
 ever holding a wrong count. The item's row is locked for the toggle (PostgreSQL), so toggles of one
 item commit one after the other and each event's counts include every earlier change.
 
-The item's author hears of it in the app only (never by email), in one unread notification per
-item that later reactions update.
+The item's author hears of it as their preferences say (in the app by default), in one unread
+notification per item that later reactions update (actions/notifications.py `notify_reaction`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from feeds_server import limits
-from feeds_server.actions.notifications import announce, notification_view
+from feeds_server.actions.notifications import notification_view, notify_reaction
 from feeds_server.actions.posts import EXCERPT_CHARS, Reader, visible_comment, visible_post
 from feeds_server.actions.reaction_counts import counts_of_items
 from feeds_server.domain.audience import OrgGraph, user_channel
@@ -33,7 +33,7 @@ from feeds_server.domain.messages import parse_mentions, plain_text, render
 from feeds_server.errors import LimitExceeded
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
-from feeds_server.store.models import Comment, Group, Membership, Notification, Post, PostAudience, Reaction, Role, User
+from feeds_server.store.models import Comment, Group, Membership, Post, PostAudience, Reaction, Role, User
 from feeds_server.store.scope import current_org
 
 REACTION_CHANGED = "reaction.changed"
@@ -162,20 +162,9 @@ async def _notify_author(
     pid, cid = item.key
     people = (await session.execute(select(func.count(func.distinct(Reaction.user_id))).where(_of(pid, cid)))).scalar_one()
     data = {"emoji": emoji, "reactions": now_counts, "people": people, "excerpt": await _excerpt(session, item.body)}
-    stmt = select(Notification).where(
-        Notification.user_id == author_id, Notification.kind == REACTION, Notification.post_id == pid, Notification.read_at.is_(None)
-    )
-    stmt = stmt.where(Notification.comment_id.is_(None) if cid is None else Notification.comment_id == cid)
-    note = (await session.execute(stmt.order_by(Notification.id.desc()).limit(1))).scalar_one_or_none()
-    if note is None:
-        note = Notification(user_id=author_id, kind=REACTION, actor_id=actor_id, post_id=pid, comment_id=cid, data=data, created_at=now)
-        session.add(note)
-        await session.flush()
-        announce(session, [note])
-        return
-    note.actor_id, note.data, note.created_at = actor_id, data, now
-    await session.flush()
-    append_event(session, NOTIFICATION_UPDATED, {"notification": notification_view(note)}, actor_id, [user_channel(author_id)])
+    told = await notify_reaction(session, author_id, actor_id, pid, cid, data, now)
+    if told is not None and not told[1]:
+        append_event(session, NOTIFICATION_UPDATED, {"notification": notification_view(told[0])}, actor_id, [user_channel(author_id)])
 
 
 async def _excerpt(session: AsyncSession, body: str) -> str:

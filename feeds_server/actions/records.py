@@ -20,13 +20,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.directory import must_get
-from feeds_server.actions.notifications import RECORD_FOLLOWED, RECORD_OWNED, announce
+from feeds_server.actions.notifications import (
+    RECORD_FOLLOWED,
+    RECORD_OWNED,
+    announce,
+    load_mutes,
+    load_preferences,
+    push_payload,
+    queue_deliveries,
+    reaches,
+)
 from feeds_server.actions.posts import RECORD
-from feeds_server.actions.rules import RuleSet, load_rule_set
+from feeds_server.actions.rules import RuleRef, RuleSet, load_rule_set
 from feeds_server.actions.views import comment_views, post_views
-from feeds_server.domain import cursors
+from feeds_server.domain import cursors, reasons
 from feeds_server.domain.audience import user_channel
 from feeds_server.domain.messages import check_text
+from feeds_server.domain.preferences import PUSH, Preferences
 from feeds_server.domain.records import (
     CREATED,
     DELETED,
@@ -37,16 +47,21 @@ from feeds_server.domain.records import (
     RULE,
     RecordFacts,
     business_card,
+    change_entry,
     decode_followed_cursor,
+    edit_reaches,
     encode_followed_cursor,
     field_changes,
+    follow_fields,
     key_field_names,
+    merge_changes,
     summary,
 )
 from feeds_server.errors import Conflict, FeedsError, NotFound, ValidationFailed
 from feeds_server.store.bulk import insert_columns, insert_many, insert_returning_ids, reserve_ids, update_many
 from feeds_server.store.events import append_event
 from feeds_server.store.models import (
+    AutoFollowRule,
     Comment,
     Follow,
     Membership,
@@ -54,6 +69,7 @@ from feeds_server.store.models import (
     Org,
     Post,
     PostAudience,
+    PushJob,
     Record,
     RecordEventSeen,
     Territory,
@@ -118,6 +134,8 @@ class _Tracked:
     record: _Rec
     followers: dict[int, str]
     new_followers: dict[int, str] = field(default_factory=dict)
+    rules: dict[int, int] = field(default_factory=dict)  # follower → the rule they follow through
+    fields: dict[int, frozenset[str]] = field(default_factory=dict)  # followers who care about some fields only
     # The item a CRM note is attached to: one made in this batch, or the stored latest one.
     last_item: _PostItem | None = None
     stored_post_channels: frozenset[str] | None = None
@@ -136,7 +154,6 @@ class _PostItem:
     changes: list[dict[str, Any]]
     notify: bool = True
     post: _NewPost | None = None
-    notifications: list[_Notification] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -152,7 +169,6 @@ class _NoteItem:
     target: _PostItem | int  # an item of this batch, or a stored post id
     channels: tuple[str, ...]
     comment: Comment | None = None
-    notifications: list[_Notification] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -175,17 +191,21 @@ class _NewPost:
 
 @dataclass(slots=True)
 class _Notification:
-    """A notification row as written in bulk; it has the attributes `notification_view` reads."""
+    """A notification row as written in bulk (or an unread one a burst merges into); it has the
+    attributes `notification_view` and `queue_deliveries` read."""
 
     user_id: int
     kind: str
     actor_id: int | None
-    post_id: int
+    post_id: int | None
     comment_id: int | None
     data: dict[str, Any]
     created_at: datetime
+    record_id: int | None = None
+    reason: dict[str, Any] | None = None
     id: int = 0
     read_at: datetime | None = None
+    updated_at: datetime | None = None
 
 
 async def ingest(session: AsyncSession, org: Org, events: list[RecordEvent], now: datetime) -> list[dict[str, Any]]:
@@ -262,6 +282,7 @@ class _Batch:
         self.rules = RuleSet({}, None)
         self.items: list[_PostItem | _NoteItem] = []
         self.live: set[int] = set()  # the people the batch names who exist, locked until commit
+        self.stored: frozenset[int] = frozenset()  # the ids of the batch's records stored before it
 
     async def load(self, events: list[RecordEvent]) -> None:
         if not events:
@@ -278,10 +299,18 @@ class _Batch:
             if (row.module, row.crm_id) in wanted:
                 self.tracked[(row.module, row.crm_id)] = _Tracked(_Rec(*row), {})
         by_id = {t.record.id: t for t in self.tracked.values()}
+        self.stored = frozenset(by_id)
         if by_id:
-            rows = await s.execute(select(Follow.record_id, Follow.user_id, Follow.source).where(Follow.record_id.in_(list(by_id))))
-            for record_id, user_id, source in rows:
-                by_id[record_id].followers[user_id] = source
+            rows = await s.execute(
+                select(Follow.record_id, Follow.user_id, Follow.source, Follow.rule_id, Follow.fields).where(Follow.record_id.in_(list(by_id)))
+            )
+            for record_id, user_id, source, rule_id, wanted in rows:
+                tracked = by_id[record_id]
+                tracked.followers[user_id] = source
+                if rule_id is not None:
+                    tracked.rules[user_id] = rule_id
+                if wanted is not None:
+                    tracked.fields[user_id] = frozenset(wanted)
         await self._load_stored_items([self.tracked[(e.module, e.crm_id)] for e in events if e.type == NOTE_ADDED and (e.module, e.crm_id) in self.tracked])
         emails = {x.lower() for e in events for x in (e.owner_email, e.creator_email, e.actor_email) if x}
         if emails:
@@ -371,23 +400,40 @@ class _Batch:
         self._touch(tracked, ev)
         if record.owner_id is not None:
             self._follow(tracked, record.owner_id, OWNER)
-        for user_id in sorted(self.rules.followers_for(record.module, merged, RecordFacts(record.owner_id, record.creator_id, record.territory_id))):
-            self._follow(tracked, user_id, RULE)
+        by_rule = self.rules.followers_for(record.module, merged, RecordFacts(record.owner_id, record.creator_id, record.territory_id))
+        for user_id in sorted(by_rule):
+            self._follow(tracked, user_id, RULE, by_rule[user_id])
         changes = [] if created else field_changes(old, merged, ev.changes)
         self._post_item(tracked, CREATED if created else EDITED, changes, self.person(ev.actor_email))
         return tracked
 
-    def _follow(self, tracked: _Tracked, user_id: int, source: str) -> None:
-        if user_id not in tracked.followers:
-            tracked.followers[user_id] = tracked.new_followers[user_id] = source
+    def _follow(self, tracked: _Tracked, user_id: int, source: str, rule: RuleRef | None = None) -> None:
+        """A new follow by rule takes the rule's fields (the oldest matching rule's, when several match)."""
+        if user_id in tracked.followers:
+            return
+        tracked.followers[user_id] = tracked.new_followers[user_id] = source
+        if rule is not None:
+            tracked.rules[user_id] = rule.id
+            if rule.fields is not None:
+                tracked.fields[user_id] = frozenset(rule.fields)
 
     def _post_item(self, tracked: _Tracked, change: str, changes: list[dict[str, Any]], actor_id: int | None, notify: bool = True) -> _PostItem | None:
-        """A feed item for the record's followers, unless nobody follows it or the module is unticked (F-FEED-5)."""
+        """A feed item for the record's followers, unless nobody follows it or the module is unticked (F-FEED-5).
+
+        An edit leaves out the followers whose follow names none of the fields it changed: they get
+        neither the item nor its notification (the record, and so its card, still changes).
+        """
         record = tracked.record
         if record.module in self.hidden or not tracked.followers:
             return None
+        picky = tracked.fields
+        if change == EDITED and picky and changes:
+            followers = tuple(sorted(u for u in tracked.followers if edit_reaches(picky.get(u), changes)))
+            if not followers:
+                return None
+        else:
+            followers = tuple(sorted(tracked.followers))
         card = (record.name, record.owner_id, record.key_fields, {k: record.fields.get(k) for k in record.key_fields})
-        followers = tuple(sorted(tracked.followers))
         item = _PostItem(tracked, change, actor_id, followers, tuple(map(user_channel, followers)), card, changes, notify)
         tracked.last_item = item
         self.items.append(item)
@@ -446,11 +492,10 @@ class _Batch:
             posts = await self._write_posts()
             await self._update_records(stored + new)
         comments = await self._write_comments()
-        notes = self._notifications()
         s = self.session
         post_view = {p.id: v for p, v in zip(posts, await post_views(s, posts, with_attachments=False, with_reactions=False), strict=True)}
         comment_view = {c.id: v for c, v in zip(comments, await comment_views(s, comments, with_reactions=False), strict=True)}
-        await self._write_notifications(notes)
+        notes = await self._notify()
         for item in self.items:
             if isinstance(item, _PostItem):
                 assert item.post is not None
@@ -484,12 +529,16 @@ class _Batch:
 
     async def _write_follows(self) -> None:
         touched = list(self.tracked.values())
-        new = [(t.record, u, src) for t in touched for u, src in t.new_followers.items() if u in self.live]
+        new = [(t, u, src) for t in touched for u, src in t.new_followers.items() if u in self.live]
         if new:
+            fields = {}
+            if any(t.fields.get(u) is not None for t, u, _ in new):  # a rule's fields, in the order it names them
+                fields = {"fields": [list(self.rules.fields_of(t.rules[u])) if u in t.fields else None for t, u, _ in new]}
             await insert_columns(
                 self.session, Follow.__table__,
-                {"record_id": [r.id for r, _, _ in new], "user_id": [u for _, u, _ in new], "module": [r.module for r, _, _ in new],
-                 "source": [src for _, _, src in new], "last_activity_at": [r.last_activity_at for r, _, _ in new]},
+                {"record_id": [t.record.id for t, _, _ in new], "user_id": [u for _, u, _ in new], "module": [t.record.module for t, _, _ in new],
+                 "source": [src for _, _, src in new], "last_activity_at": [t.record.last_activity_at for t, _, _ in new],
+                 "rule_id": [t.rules.get(u) for t, u, _ in new], **fields},
                 {"org_id": self.org.id, "created_at": self.now},
             )
         # Follows carry the record's last update for the dormant-records index (store/models/records.py).
@@ -555,28 +604,118 @@ class _Batch:
         )
         return [n.comment for n in notes if n.comment]
 
-    def _notifications(self) -> list[_Notification]:
-        """F-NOTIF-1: the owner and the followers hear of a change or a note; the one who made it does not."""
+    def _candidates(self, items: list[_PostItem | _NoteItem], rule_names: dict[int, str]) -> list[_Notification]:
+        """F-NOTIF-1: the owner and the followers hear of a change or a note, each with the reason; the
+        one who made it does not. Each lists its change, so a burst can merge into one notification.
+        Rows of one item share their documents (written once each: store/bulk.py)."""
         notes: list[_Notification] = []
-        items = [i for i in self.items if not isinstance(i, _PostItem) or i.notify]
-        live = self.live
+        live, at = self.live, self.now.isoformat()
         for item in items:
             actor_id = item.actor_id if item.actor_id in live else None
+            record = item.tracked.record
             if isinstance(item, _PostItem):
                 assert item.post is not None
-                owner_id, post_id, comment_id = item.card[1], item.post.id, None
-                data = {"record": _short_card(item.tracked.record, item.card[0]), "change": item.change}
+                owner_id, post_id, comment_id, name, change, fields = item.card[1], item.post.id, None, item.card[0], item.change, item.changes
             else:
                 assert item.comment is not None
-                record = item.tracked.record
-                owner_id, post_id, comment_id = item.owner_id, item.comment.post_id, item.comment.id
-                data = {"record": _short_card(record, record.name), "change": NOTE_ADDED}
-            item.notifications = [
-                _Notification(u, RECORD_OWNED if u == owner_id else RECORD_FOLLOWED, actor_id, post_id, comment_id, data, self.now)
-                for u in item.followers if u != item.actor_id and u in live
-            ]
-            notes.extend(item.notifications)
+                owner_id, post_id, comment_id, name, change, fields = item.owner_id, item.comment.post_id, item.comment.id, record.name, NOTE_ADDED, []
+            entry = change_entry(change, fields, post_id, comment_id, actor_id, at)
+            data = {"record": _short_card(record, name), "change": change, "changes": [entry], "count": 1}
+            followers, rules = item.tracked.followers, item.tracked.rules
+            whys: dict[tuple[str, int | None], dict[str, Any]] = {}
+            for u in item.followers:
+                if u == item.actor_id or u not in live:
+                    continue
+                code, rule_id = reasons.FOLLOWER_MANUAL, None
+                if u == owner_id:
+                    code = reasons.OWNER
+                elif followers.get(u) == RULE:
+                    code, rule_id = reasons.FOLLOWER_RULE, rules.get(u)
+                why = whys.get((code, rule_id))
+                if why is None:
+                    why = whys[(code, rule_id)] = reasons.reason(
+                        code, record_id=record.id, record_name=name, rule_id=rule_id, rule_name=rule_names.get(rule_id) if rule_id is not None else None
+                    )
+                kind = RECORD_OWNED if code == reasons.OWNER else RECORD_FOLLOWED
+                notes.append(_Notification(u, kind, actor_id, post_id, comment_id, data, self.now, record.id, why))
         return notes
+
+    async def _notify(self) -> list[_Notification]:
+        """Write the batch's record notifications and queue their deliveries; returns those to announce.
+
+        Each person's preferences and mutes are read once for the batch: a muted record, or a kind
+        with every channel off, makes no row. A notification merges into the person's unread one for
+        the same record written within their merge window (one query for the batch): it lists the
+        change and counts it, and is announced again under its id.
+        """
+        items = [i for i in self.items if not isinstance(i, _PostItem) or i.notify]
+        if not items:
+            return []
+        notes = self._candidates(items, await self._rule_names(items))
+        if not notes:
+            return []
+        s = self.session
+        prefs = await load_preferences(s, {n.user_id for n in notes}, self.org.time_zone)
+        mutes = await load_mutes(s, prefs)
+        heard = {(u, kind) for u, p in prefs.items() for kind in (RECORD_OWNED, RECORD_FOLLOWED) if reaches(p, kind)}
+        notes = [n for n in notes if (n.user_id, n.kind) in heard and not mutes.muted(n.user_id, "record", n.record_id)]
+        if not notes:
+            return []
+        fresh, merged_into = await self._merge(notes, prefs)
+        await self._write_notifications(fresh)
+        await self._update_merged(merged_into, prefs)
+        await queue_deliveries(s, fresh, prefs, self.now, org=self.org)
+        await self._hold_pushes(fresh, prefs)
+        return sorted(merged_into, key=lambda n: n.id) + fresh  # announced after the items they point to
+
+    async def _rule_names(self, items: list[_PostItem | _NoteItem]) -> dict[int, str]:
+        """Rule reasons carry the rule's name: the batch's rules have theirs, others are read in one query."""
+        named = self.rules.names()
+        wanted = {r for t in {id(i.tracked): i.tracked for i in items}.values() for r in t.rules.values()} - set(named)
+        if wanted:
+            named.update((await self.session.execute(select(AutoFollowRule.id, AutoFollowRule.name).where(AutoFollowRule.id.in_(wanted)))).all())
+        return named
+
+    async def _merge(self, notes: list[_Notification], prefs: dict[int, Preferences]) -> tuple[list[_Notification], list[_Notification]]:
+        """The notifications to write, and the stored unread ones the others merged into."""
+        windows = {u: p.record_merge_seconds for u, p in prefs.items() if p.record_merge_seconds > 0}
+        open_: dict[tuple[int, int | None], _Notification] = {}
+        # Only a record stored before the batch can have a notification to merge into.
+        merging = [n for n in notes if n.user_id in windows and n.record_id in self.stored]
+        if merging:
+            oldest = self.now - timedelta(seconds=max(windows.values()))
+            stmt = (
+                select(
+                    Notification.id, Notification.user_id, Notification.kind, Notification.actor_id, Notification.post_id, Notification.comment_id,
+                    Notification.data, Notification.created_at, Notification.record_id, Notification.reason,
+                )
+                .where(
+                    Notification.user_id.in_({n.user_id for n in merging}), Notification.record_id.in_({n.record_id for n in merging}),
+                    Notification.read_at.is_(None), Notification.created_at >= oldest, Notification.kind.in_((RECORD_OWNED, RECORD_FOLLOWED)),
+                )
+                .order_by(Notification.id)
+            )
+            for row in await self.session.execute(stmt):
+                if row.created_at >= self.now - timedelta(seconds=windows[row.user_id]):
+                    open_[(row.user_id, row.record_id)] = _Notification(
+                        row.user_id, row.kind, row.actor_id, row.post_id, row.comment_id, row.data or {}, row.created_at, row.record_id, row.reason, row.id,
+                    )
+        fresh: list[_Notification] = []
+        stored: dict[int, _Notification] = {}
+        for note in notes:
+            key = (note.user_id, note.record_id)
+            target = open_.get(key) if note.user_id in windows else None
+            if target is None:
+                fresh.append(note)
+                if note.user_id in windows:
+                    open_[key] = note
+                continue
+            target.data = merge_changes(target.data, note.data)
+            target.kind, target.actor_id, target.reason = note.kind, note.actor_id, note.reason
+            target.post_id, target.comment_id, target.updated_at = note.post_id, note.comment_id, self.now
+            if target.id:
+                stored[target.id] = target
+        return fresh, list(stored.values())
 
     async def _write_notifications(self, notes: list[_Notification]) -> None:
         if not notes:
@@ -584,12 +723,48 @@ class _Batch:
         ids = await insert_columns(
             self.session, Notification.__table__,
             {"user_id": [n.user_id for n in notes], "kind": [n.kind for n in notes], "actor_id": [n.actor_id for n in notes],
-             "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes]},
+             "post_id": [n.post_id for n in notes], "comment_id": [n.comment_id for n in notes], "data": [n.data for n in notes],
+             "record_id": [n.record_id for n in notes], "reason": [n.reason for n in notes], "updated_at": [n.updated_at for n in notes]},
             {"org_id": self.org.id, "created_at": self.now, "read_at": None},
             returning_ids=True,
         )
         for note, note_id in zip(notes, ids, strict=True):
             note.id = note_id
+
+    async def _update_merged(self, notes: list[_Notification], prefs: dict[int, Preferences]) -> None:
+        """The stored notifications a burst merged into, in one statement; a push still waiting for
+        the window to close will show what they say now."""
+        if not notes:
+            return
+        org_id = self.org.id
+        rows = [
+            {"org_id": org_id, "id": n.id, "kind": n.kind, "actor_id": n.actor_id, "post_id": n.post_id, "comment_id": n.comment_id,
+             "data": n.data, "reason": n.reason, "updated_at": n.updated_at}
+            for n in notes
+        ]
+        await update_many(self.session, Notification.__table__, ("org_id", "id"), rows)
+        pushed = [n for n in notes if prefs[n.user_id].wants(n.kind, PUSH)]
+        if not pushed:
+            return
+        actors = {n.actor_id for n in pushed if n.actor_id is not None}
+        names = dict((await self.session.execute(select(User.id, User.name).where(User.id.in_(actors)))).all()) if actors else {}
+        payloads = [
+            {"org_id": org_id, "notification_id": n.id, "payload": push_payload(n, self.org, names.get(n.actor_id) if n.actor_id is not None else None)}
+            for n in pushed
+        ]
+        await update_many(self.session, PushJob.__table__, ("org_id", "notification_id"), payloads)
+
+    async def _hold_pushes(self, fresh: list[_Notification], prefs: dict[int, Preferences]) -> None:
+        """A record notification that may still merge a burst is pushed when its window closes (or
+        when quiet hours end, if later), once, with what it then says."""
+        held = []
+        for n in fresh:
+            pref = prefs[n.user_id]
+            at = pref.send_at(n.kind, PUSH, self.now)
+            if at is not None and pref.record_merge_seconds > 0:
+                due = max(at, self.now + timedelta(seconds=pref.record_merge_seconds))
+                held.append({"org_id": self.org.id, "notification_id": n.id, "next_attempt_at": due})
+        await update_many(self.session, PushJob.__table__, ("org_id", "notification_id"), held)
 
 
 async def _lock_existing(session: AsyncSession, model: type[User] | type[Record], ids: set[int]) -> set[int]:
@@ -643,17 +818,45 @@ async def _live_record(session: AsyncSession, record_id: int) -> Record:
     return record
 
 
-async def follow_by_hand(session: AsyncSession, user_id: int, record_id: int, now: datetime) -> Record:
-    """F-FOLLOW-2: the Follow button. Following twice is the same as once."""
+async def my_follow(session: AsyncSession, user_id: int, record_id: int) -> Follow | None:
+    return (await session.execute(select(Follow).where(Follow.record_id == record_id, Follow.user_id == user_id))).scalar_one_or_none()
+
+
+def follow_view(follow: Follow | None) -> dict[str, Any] | None:
+    """How the caller follows a record: why (owner, manual, rule), and the fields they care about (None: every field)."""
+    if follow is None:
+        return None
+    return {"source": follow.source, "rule_id": follow.rule_id, "fields": follow.fields}
+
+
+# Says "leave the follow's fields as they are" (None means every field).
+KEEP: Any = object()
+
+
+async def follow_by_hand(session: AsyncSession, user_id: int, record_id: int, now: datetime, fields: Any = KEEP) -> tuple[Record, Follow]:
+    """F-FOLLOW-2: the Follow button. Following twice is the same as once; `fields` given again
+    changes which edits reach the follower, whatever made them follow (a rule's next change of its
+    fields gives its follows the rule's again)."""
     record = await _live_record(session, record_id)
-    if not await is_following(session, user_id, record.id):
+    wanted = None if fields is KEEP else follow_fields(fields)
+    mine = await my_follow(session, user_id, record.id)
+    if mine is None:
         await _lock_existing(session, Record, {record.id})  # as the foreign keys' checks did (migration 0006)
         if not await _lock_existing(session, User, {user_id}):
             raise NotFound("user_not_found", "no such user")
-        session.add(Follow(record_id=record.id, user_id=user_id, module=record.module, source=MANUAL, last_activity_at=record.last_activity_at, created_at=now))
+        mine = Follow(
+            record_id=record.id, user_id=user_id, module=record.module, source=MANUAL, last_activity_at=record.last_activity_at, created_at=now,
+        )
+        if wanted is not None:
+            mine.fields = wanted
+        session.add(mine)
         await session.flush()
-        append_event(session, "record.followed", {"record_id": record.id}, user_id, [user_channel(user_id)])
-    return record
+        append_event(session, "record.followed", {"record_id": record.id, "fields": wanted}, user_id, [user_channel(user_id)])
+    elif fields is not KEEP and mine.fields != wanted:
+        mine.fields = wanted
+        await session.flush()
+        append_event(session, "record.followed", {"record_id": record.id, "fields": wanted}, user_id, [user_channel(user_id)])
+    return record, mine
 
 
 async def unfollow(session: AsyncSession, user_id: int, record_id: int) -> None:

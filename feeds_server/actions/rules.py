@@ -9,18 +9,18 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.directory import must_get
 from feeds_server.domain.criteria import Criteria, compile_criteria, criteria_to_text
-from feeds_server.domain.records import Directory, Followers, RecordFacts, rule_followers
+from feeds_server.domain.records import Directory, Followers, RecordFacts, follow_fields, rule_followers
 from feeds_server.domain.audience import user_channel
 from feeds_server.errors import Conflict, Forbidden, LimitExceeded, NotFound
 from feeds_server.store.events import append_event
 from feeds_server.store.graph import load_graph
-from feeds_server.store.models import AutoFollowRule, Group, Membership, Record, Role, Territory, TerritoryMember, User
+from feeds_server.store.models import AutoFollowRule, Follow, Group, Membership, Record, Role, Territory, TerritoryMember, User
 
 
 @lru_cache(maxsize=4096)
@@ -43,10 +43,20 @@ async def load_directory(session: AsyncSession) -> Directory:
 
 
 @dataclass(frozen=True)
+class RuleRef:
+    """The rule behind a follow by rule: named in the follower's reason, its fields copied to the follow."""
+
+    id: int
+    name: str
+    fields: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
 class _Compiled:
     creator_id: int
     criteria: Criteria
     followers: Followers
+    ref: RuleRef
 
 
 @dataclass(frozen=True)
@@ -58,9 +68,10 @@ class RuleSet:
     # Who a rule makes follow a record depends only on the rule and the record's people: resolved once.
     _resolved: dict[tuple[int, RecordFacts], frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
-    def followers_for(self, module: str, fields: Mapping[str, Any], record: RecordFacts) -> frozenset[int]:
-        """F-FOLLOW-4: everyone a matching rule of the module makes follow the record."""
-        out: set[int] = set()
+    def followers_for(self, module: str, fields: Mapping[str, Any], record: RecordFacts) -> dict[int, RuleRef]:
+        """F-FOLLOW-4: everyone a matching rule of the module makes follow the record, with the rule
+        (the oldest, when several match) whose fields their follow takes."""
+        out: dict[int, RuleRef] = {}
         for rule in self.by_module.get(module, ()):
             if rule.criteria.matches(fields):
                 key = (id(rule), record)
@@ -68,15 +79,27 @@ class RuleSet:
                 if who is None:
                     assert self.directory is not None
                     who = self._resolved[key] = rule_followers(rule.creator_id, rule.followers, record, self.directory)
-                out |= who
-        return frozenset(out)
+                for user_id in who:
+                    out.setdefault(user_id, rule.ref)
+        return out
+
+    def names(self) -> dict[int, str]:
+        return {r.ref.id: r.ref.name for rules in self.by_module.values() for r in rules}
+
+    def fields_of(self, rule_id: int) -> tuple[str, ...] | None:
+        for rules in self.by_module.values():
+            for r in rules:
+                if r.ref.id == rule_id:
+                    return r.ref.fields
+        return None
 
 
 async def load_rule_set(session: AsyncSession, modules: Iterable[str]) -> RuleSet:
     by_module: dict[str, list[_Compiled]] = {}
     stmt = select(AutoFollowRule).where(AutoFollowRule.module.in_(set(modules))).order_by(AutoFollowRule.id)
     for rule in (await session.execute(stmt)).scalars():
-        by_module.setdefault(rule.module, []).append(_Compiled(rule.creator_id, compiled(rule), Followers.from_json(rule.followers)))
+        ref = RuleRef(rule.id, rule.name, tuple(rule.fields) if rule.fields is not None else None)
+        by_module.setdefault(rule.module, []).append(_Compiled(rule.creator_id, compiled(rule), Followers.from_json(rule.followers), ref))
     return RuleSet(by_module, await load_directory(session) if by_module else None)
 
 
@@ -105,10 +128,12 @@ async def _check_name_free(session: AsyncSession, creator_id: int, module: str, 
 
 async def create_rule(
     session: AsyncSession, creator_id: int, is_admin: bool, name: str, module: str, criteria: Any, followers: Followers,
-    description: str, now: datetime,
+    description: str, now: datetime, fields: list[str] | None = None,
 ) -> AutoFollowRule:
-    """F-FOLLOW-4 … F-FOLLOW-6: a valid rule, with followers the creator may name, within the limit."""
+    """F-FOLLOW-4 … F-FOLLOW-6: a valid rule, with followers the creator may name, within the limit.
+    `fields` (None: every field) is given to the follows the rule makes."""
     compile_criteria(criteria)
+    fields = follow_fields(fields)
     followers.check_allowed(is_admin)
     await _check_follower_ids(session, followers)
     # Serialize one creator's rule creation so two concurrent requests cannot both pass the count.
@@ -126,7 +151,7 @@ async def create_rule(
     name = name.strip()
     await _check_name_free(session, creator_id, module, name)
     rule = AutoFollowRule(
-        creator_id=creator_id, name=name, module=module, criteria=criteria, followers=followers.to_json(),
+        creator_id=creator_id, name=name, module=module, criteria=criteria, followers=followers.to_json(), fields=fields,
         description=description, version=1, created_at=now, updated_at=now,
     )
     session.add(rule)
@@ -176,10 +201,20 @@ async def own_rule(session: AsyncSession, rule_id: int, user_id: int, role_id: i
     raise NotFound("rule_not_found", "no such rule")
 
 
+# Says "leave the rule's fields as they are" (None means every field).
+KEEP: Any = object()
+
+
 async def update_rule(
     session: AsyncSession, rule: AutoFollowRule, is_admin: bool, name: str | None, criteria: Any, followers: Followers | None,
-    description: str | None, now: datetime,
+    description: str | None, now: datetime, fields: Any = KEEP,
 ) -> AutoFollowRule:
+    """Edit a rule; new `fields` are given to the follows it made too, which keep following the rule."""
+    if fields is not KEEP:
+        fields = follow_fields(fields)
+        if fields != rule.fields:
+            rule.fields = fields
+            await session.execute(update(Follow).where(Follow.rule_id == rule.id).values(fields=null() if fields is None else fields))
     if criteria is not None:
         compile_criteria(criteria)
         rule.criteria = criteria
@@ -199,8 +234,15 @@ async def update_rule(
     return rule
 
 
+async def release_follows(session: AsyncSession, rule_id: int) -> None:
+    """The follows a deleted rule made stay, with the fields they care about, but no longer name it:
+    a later rule given the same id (SQLite reuses ids) must not take them over."""
+    await session.execute(update(Follow).where(Follow.rule_id == rule_id).values(rule_id=None))
+
+
 async def delete_rule(session: AsyncSession, rule: AutoFollowRule) -> None:
     rule_id = rule.id
+    await release_follows(session, rule_id)
     await session.delete(rule)
     await session.flush()
     append_event(session, "rule.deleted", {"rule_id": rule_id}, rule.creator_id, [user_channel(rule.creator_id)])
@@ -249,6 +291,6 @@ async def preview(session: AsyncSession, creator_id: int, module: str, criteria:
 def rule_view(rule: AutoFollowRule) -> dict[str, Any]:
     return {
         "id": rule.id, "name": rule.name, "description": rule.description, "module": rule.module, "creator_id": rule.creator_id,
-        "criteria": rule.criteria, "criteria_text": criteria_to_text(rule.criteria), "followers": rule.followers,
+        "criteria": rule.criteria, "criteria_text": criteria_to_text(rule.criteria), "followers": rule.followers, "fields": rule.fields,
         "version": rule.version, "created_at": rule.created_at, "updated_at": rule.updated_at,
     }

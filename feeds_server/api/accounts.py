@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server.actions import accounts, audit, invitations, orgs, sessions
+from feeds_server.actions.unread_counts import unread_by_org
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.access import request_address
@@ -99,15 +100,16 @@ async def sign_out(ctx: Ctx) -> None:
 
 @routes.get("/api/v1/me", access=USER)
 async def me(ctx: Ctx) -> dict[str, Any]:
-    """The signed-in user, their orgs, default org and pending invitations."""
+    """The signed-in user, their orgs (each with its unread notification count), default org and pending invitations."""
     user = ctx.current_user
     mine = await orgs.my_orgs(ctx.session, user.id)
+    unread = await unread_by_org(ctx.session, user.id, [m.org.id for m in mine])
     pending = await invitations.pending_for_user(ctx.session, user, ctx.services.clock())
     return {
         "user": account_view(user),
         "default_org": next((org_view(m.org) for m in mine if m.org.id == user.default_org_id), None),
         "needs_default_org": accounts.needs_default_org(user),
-        "orgs": [my_org_view(m.org, m.membership, m.profile, m.role, user.default_org_id) for m in mine],
+        "orgs": [{**my_org_view(m.org, m.membership, m.profile, m.role, user.default_org_id), "unread": unread.get(m.org.id, 0)} for m in mine],
         "invitations": [invitation_view(inv, org) for inv, org in pending],
     }
 

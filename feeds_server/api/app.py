@@ -37,7 +37,7 @@ from feeds_server.runtime.services import Services
 log = logging.getLogger("feeds_server.api")
 
 # API modules, each with a `routes` table. New resources are added here.
-API_MODULES = ["accounts", "credentials", "sessions", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "records", "rules", "security", "audit", "privacy", "edits", "saved", "pins", "reactions", "previews", "search"]
+API_MODULES = ["accounts", "credentials", "sessions", "orgs", "invitations", "directory", "integrations", "feed", "posts", "groups", "realtime", "notifications", "mutes", "records", "rules", "security", "audit", "privacy", "edits", "saved", "pins", "reactions", "previews", "search", "push"]
 
 
 # The busiest endpoints are matched first: Starlette tries routes in order, and a post would otherwise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -30,7 +30,18 @@ class AuditQuery(Query):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{'from' if name == 'since' else 'to'} needs a time zone offset (e.g. Z)")
+            if value is not None and value.utcoffset() and not _utc_can_hold(value):
+                raise ValueError(f"{'from' if name == 'since' else 'to'} is outside years 1-9999 in UTC")
         return self
+
+
+def _utc_can_hold(value: datetime) -> bool:
+    """Year 1 or 9999 with an offset may fall outside what a UTC datetime can hold."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
 
 
 @routes.get("/api/v1/orgs/{slug}/audit", permission=perms.ADMIN, query=AuditQuery)

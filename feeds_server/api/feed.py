@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from feeds_server import limits
 from feeds_server.actions import modules
 from feeds_server.actions.feed import FeedFilter, feed_page
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.pins import pinned_posts
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
@@ -34,7 +35,18 @@ class FeedQuery(Query):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{'from' if name == 'since' else 'to'} needs a time zone offset (e.g. Z)")
+            if value is not None and value.utcoffset() and not _utc_can_hold(value):
+                raise ValueError(f"{'from' if name == 'since' else 'to'} is outside years 1-9999 in UTC")
         return self
+
+
+def _utc_can_hold(value: datetime) -> bool:
+    """Year 1 or 9999 with an offset may fall outside what a UTC datetime can hold."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
 
 
 def feed_filter(q: FeedQuery) -> FeedFilter:
@@ -54,7 +66,9 @@ async def wall(ctx: Ctx) -> dict[str, Any]:
     page = await feed_page(ctx.session, ctx.current_org, channels, feed_filter(ctx.query))
     if ctx.query.cursor is None:  # the first page carries the posts pinned on the org feed
         page["pinned"] = await pinned_posts(ctx.session, channels)
-    await mark_for_reader(ctx.session, me.user_id, [*page["items"], *page.get("pinned", ())])
+    shown = [*page["items"], *page.get("pinned", ())]
+    await mark_for_reader(ctx.session, me.user_id, shown)
+    await add_reasons(ctx.session, me.user_id, me.membership.role_id, shown, graph.groups_of(me.user_id, me.membership.role_id))
     return page
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from feeds_server.actions import groups
 from feeds_server.actions.feed import FeedFilter, feed_page
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.groups import SourceRef
 from feeds_server.actions.pins import pinned_posts
 from feeds_server.actions.reader_marks import mark_for_reader
@@ -104,12 +105,14 @@ async def get_group(ctx: Ctx) -> dict[str, Any]:
 async def group_feed(ctx: Ctx) -> dict[str, Any]:
     """The group's feed (members only), newest first, with the same filters and cursor as the wall."""
     me = ctx.me
-    group = await groups.group_for_member(ctx.session, ctx.path["group_id"], me.user_id, me.membership.role_id)
+    graph = await load_graph(ctx.session)
+    group = await groups.group_for_member(ctx.session, ctx.path["group_id"], me.user_id, me.membership.role_id, graph)
     flt: FeedFilter = feed_filter(ctx.query)
     page = await feed_page(ctx.session, ctx.current_org, [group_channel(group.id)], flt)
     if flt.cursor is None:  # the first page carries the posts pinned in the group
         page["pinned"] = await pinned_posts(ctx.session, [group_channel(group.id)], group.id)
     await mark_for_reader(ctx.session, me.user_id, [*page["items"], *page.get("pinned", ())])
+    await add_reasons(ctx.session, me.user_id, me.membership.role_id, [*page["items"], *page.get("pinned", ())], graph.groups_of(me.user_id, me.membership.role_id))
     return page
 
 

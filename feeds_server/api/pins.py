@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server.actions import groups, pins
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
 from feeds_server.api.posts import reader
@@ -47,4 +48,5 @@ async def list_pins(ctx: Ctx) -> dict[str, Any]:
     else:
         pinned = await pins.reader_pins(ctx.session, reader(ctx))
     await mark_for_reader(ctx.session, me.user_id, pinned)
+    await add_reasons(ctx.session, me.user_id, me.membership.role_id, pinned)
     return {"pinned": pinned}

@@ -14,6 +14,7 @@ from feeds_server import limits
 from feeds_server.actions import posts
 from feeds_server.actions.posts import Reader
 from feeds_server.actions.reader_marks import mark_for_reader
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.views import post_views
 from feeds_server.actions.post_writer import Remember, writer_for
 from feeds_server.api import throttle
@@ -84,6 +85,7 @@ async def get_post(ctx: Ctx) -> dict[str, Any]:
     post, _ = await posts.visible_post(ctx.session, reader(ctx), ctx.path["post_id"])
     view = (await post_views(ctx.session, [post]))[0]
     await mark_for_reader(ctx.session, ctx.me.user_id, [view])
+    await add_reasons(ctx.session, ctx.me.user_id, ctx.me.membership.role_id, [view])
     return {"post": view}
 
 

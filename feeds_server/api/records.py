@@ -69,6 +69,12 @@ class BatchIn(Body):
     events: list[EventIn] = Field(min_length=1, max_length=limits.MAX_RECORD_EVENTS_PER_BATCH)
 
 
+class FollowIn(Body):
+    """The fields this follow cares about: absent keeps what the follow had (every field for a new one), null is every field."""
+
+    fields: Annotated[list[FieldName] | None, Field(min_length=1, max_length=limits.MAX_FOLLOW_FIELDS)] = None
+
+
 class FollowedQuery(PageQuery):
     module: str | None = Field(default=None, min_length=1, max_length=limits.MAX_MODULE_CHARS)
 
@@ -122,17 +128,20 @@ async def _views(ctx: Ctx, rows: list[Record], following: bool | None = None) ->
 
 @routes.get("/api/v1/orgs/{slug}/records/{record_id:int}", permission=FEED)
 async def get_record(ctx: Ctx) -> dict[str, Any]:
-    """A record's business card, and whether the caller follows it."""
+    """A record's business card, whether the caller follows it, and how (`follow`: source, rule, fields)."""
     record = await records.get_record(ctx.session, ctx.path["record_id"])
-    following = await records.is_following(ctx.session, ctx.me.user_id, record.id)
-    return {"record": (await _views(ctx, [record], following))[0]}
+    mine = await records.my_follow(ctx.session, ctx.me.user_id, record.id)
+    return {"record": (await _views(ctx, [record], mine is not None))[0], "follow": records.follow_view(mine)}
 
 
-@routes.put("/api/v1/orgs/{slug}/records/{record_id:int}/follow", permission=FEED)
+@routes.put("/api/v1/orgs/{slug}/records/{record_id:int}/follow", permission=FEED, body=FollowIn)
 async def follow(ctx: Ctx) -> dict[str, Any]:
-    """Follow a record (the Follow button); following twice is the same as once."""
-    record = await records.follow_by_hand(ctx.session, ctx.me.user_id, ctx.path["record_id"], ctx.services.clock())
-    return {"record": (await _views(ctx, [record], True))[0]}
+    """Follow a record (the Follow button); following twice is the same as once. `fields` names the
+    fields whose edits reach the caller (null: every field); given again, it changes an existing follow."""
+    b: FollowIn = ctx.body
+    fields = b.fields if "fields" in b.model_fields_set else records.KEEP
+    record, mine = await records.follow_by_hand(ctx.session, ctx.me.user_id, ctx.path["record_id"], ctx.services.clock(), fields)
+    return {"record": (await _views(ctx, [record], True))[0], "follow": records.follow_view(mine)}
 
 
 @routes.delete("/api/v1/orgs/{slug}/records/{record_id:int}/follow", permission=FEED, status=204)

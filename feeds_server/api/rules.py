@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -16,6 +16,9 @@ from feeds_server.domain.records import Followers
 
 routes = Routes("rules")
 FEED = perms.FEEDS_TAB
+FieldName = Annotated[Text, Field(min_length=1, max_length=limits.MAX_FIELD_NAME_CHARS)]
+# The fields the rule's follows care about (absent or null: every field).
+FollowFields = Annotated[list[FieldName] | None, Field(min_length=1, max_length=limits.MAX_FOLLOW_FIELDS)]
 
 
 class FollowersIn(Body):
@@ -37,6 +40,7 @@ class RuleIn(Body):
     criteria: dict[str, Any]
     followers: FollowersIn = Field(default_factory=FollowersIn)
     description: Description = ""
+    fields: FollowFields = None
 
 
 class RulePatch(Body):
@@ -44,6 +48,7 @@ class RulePatch(Body):
     criteria: dict[str, Any] | None = None
     followers: FollowersIn | None = None
     description: Description | None = None
+    fields: FollowFields = None  # given as null: every field again; absent: unchanged
 
 
 class PreviewIn(Body):
@@ -67,7 +72,8 @@ async def create_rule(ctx: Ctx) -> dict[str, Any]:
     """Create a rule (at most 5 per module per creator). Followers other than the creator: admins only."""
     b: RuleIn = ctx.body
     rule = await rules.create_rule(
-        ctx.session, ctx.me.user_id, ctx.me.is_admin, b.name, b.module, b.criteria, b.followers.to_domain(), b.description, ctx.services.clock()
+        ctx.session, ctx.me.user_id, ctx.me.is_admin, b.name, b.module, b.criteria, b.followers.to_domain(), b.description, ctx.services.clock(),
+        fields=b.fields,
     )
     return {"rule": rules.rule_view(rule)}
 
@@ -88,7 +94,8 @@ async def update_rule(ctx: Ctx) -> dict[str, Any]:
     me = ctx.me
     rule = await rules.own_rule(ctx.session, ctx.path["rule_id"], me.user_id, me.membership.role_id)
     rule = await rules.update_rule(
-        ctx.session, rule, me.is_admin, b.name, b.criteria, b.followers.to_domain() if b.followers else None, b.description, ctx.services.clock()
+        ctx.session, rule, me.is_admin, b.name, b.criteria, b.followers.to_domain() if b.followers else None, b.description, ctx.services.clock(),
+        fields=b.fields if "fields" in b.model_fields_set else rules.KEEP,
     )
     return {"rule": rules.rule_view(rule)}
 

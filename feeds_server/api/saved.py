@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from feeds_server.actions import saved
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
 from feeds_server.api.posts import reader
@@ -34,4 +35,5 @@ async def list_saved(ctx: Ctx) -> dict[str, Any]:
     q: PageQuery = ctx.query
     page = await saved.saved_page(ctx.session, ctx.current_org, reader(ctx), q.cursor, q.limit)
     await mark_for_reader(ctx.session, ctx.me.user_id, page["items"])
+    await add_reasons(ctx.session, ctx.me.user_id, ctx.me.membership.role_id, page["items"])
     return page

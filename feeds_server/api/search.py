@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server import limits
+from feeds_server.actions.feed_reasons import add_reasons
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.actions.search import search
 from feeds_server.api.context import Ctx
@@ -32,4 +33,5 @@ async def search_items(ctx: Ctx) -> dict[str, Any]:
     q = ctx.query
     page = await search(ctx.session, ctx.current_org, me.user_id, me.membership.role_id, q.q, q.cursor, q.limit)
     await mark_for_reader(ctx.session, me.user_id, [i["post"] for i in page["items"]], [i["comment"] for i in page["items"] if i["comment"]])
+    await add_reasons(ctx.session, me.user_id, me.membership.role_id, [i["post"] for i in page["items"]])
     return page

@@ -22,6 +22,8 @@ from feeds_server import limits
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 APP_DIR = WEB_DIR / "app"
+# At the root so its scope is the whole origin (a worker's scope cannot be above its own path).
+SERVICE_WORKER = WEB_DIR / "sw.js"
 CENTRIFUGE_ESM = WEB_DIR / "node_modules" / "centrifuge" / "build" / "index.mjs"
 
 CONTENT_TYPES = {
@@ -34,10 +36,12 @@ CONTENT_TYPES = {
     ".json": "application/json",
 }
 
-# The page loads only its own files and talks only to its own origin (WebSocket included).
+# The page loads only its own files and talks only to its own origin (WebSocket included); its one
+# worker is the service worker that shows Web Push notifications.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -116,6 +120,14 @@ async def app_file(request: Request) -> Response:
     return _send(request, found.body, found.etag, content_type)
 
 
+async def service_worker(request: Request) -> Response:
+    """The service worker, under the page's policy: it loads nothing and talks to no one else."""
+    worker = _load(SERVICE_WORKER)
+    if worker is None:
+        return _not_found()
+    return _send(request, worker.body, worker.etag, CONTENT_TYPES[".js"], {"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
 async def limits_module(request: Request) -> Response:
     return _send(request, LIMITS_MODULE, _etag(LIMITS_MODULE), CONTENT_TYPES[".js"])
 
@@ -131,6 +143,7 @@ async def centrifuge_sdk(request: Request) -> Response:
 def routes() -> list[BaseRoute]:
     return [
         Route("/", index, methods=["GET", "HEAD"]),
+        Route("/sw.js", service_worker, methods=["GET", "HEAD"]),
         Route("/app/limits.js", limits_module, methods=["GET", "HEAD"]),
         Route("/app/{path:path}", app_file, methods=["GET", "HEAD"]),
         Route("/vendor/centrifuge.js", centrifuge_sdk, methods=["GET", "HEAD"]),

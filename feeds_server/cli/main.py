@@ -24,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="on an empty database, create the demo account and org")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
-    notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, notes back to the CRM, file previews")
+    notifier = sub.add_parser("notifier", help="run the worker: mention and invitation emails, web pushes, notes back to the CRM, file previews")
     notifier.add_argument("--burst", action="store_true", help="send what is due, then exit")
-    notifier.add_argument("--failed", action="store_true", help="list the dead letters (emails, webhook calls and file previews that failed for good), then exit")
+    notifier.add_argument("--failed", action="store_true", help="list the dead letters (emails, web pushes, webhook calls and file previews that failed for good), then exit")
     notifier.add_argument(
-        "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, webhook:7, preview:3, all), then exit"
+        "--retry", action="append", metavar="OUTBOX:ID|all", help="put dead letters back in their outbox (email:12, push:5, webhook:7, preview:3, all), then exit"
     )
     previews_cmd = sub.add_parser("previews", help="file previews: queue thumbnails for files stored before previews existed")
     previews_cmd.add_argument("--backfill", action="store_true", required=True, help="queue a preview job for every image or PDF without one")
@@ -136,20 +136,34 @@ async def _notifier(settings: Settings, burst: bool) -> int:
     from feeds_server.runtime.services import Services
 
     services = Services.build(settings)
+    counts_broker = None
+    if settings.redis_url:  # the unread counts of what the worker notifies reach live clients (realtime/counts.py)
+        from feeds_server.realtime.broker_redis import RedisBroker
+        from feeds_server.realtime.counts import counts_sink
+
+        counts_broker = RedisBroker(settings.redis_url, settings.redis_prefix)
+        services.event_sinks.append(counts_sink(services, counts_broker))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     from feeds_server.actions.webhooks import deliver_webhooks
+    from feeds_server.notify import digests
+    from feeds_server.notify import push_worker
     from feeds_server.notify.previews import make_previews
 
     try:
-        # Emails, the CRM note webhooks and file previews: three outboxes, one worker process.
-        sent, _, _ = await asyncio.gather(
+        if burst:  # the digests and dormancy notices due now first, so that this run sends them
+            await digests.run(services, burst=True)
+        # Emails, web pushes, the CRM note webhooks and file previews: four outboxes, one worker
+        # process; and its periodic work (digests, dormancy notices) while it runs.
+        sent, *_ = await asyncio.gather(
             worker.run(services, burst=burst, stop=stop), deliver_webhooks(services, burst=burst, stop=stop),
-            make_previews(services, burst=burst, stop=stop),
+            make_previews(services, burst=burst, stop=stop), push_worker.run(services, burst=burst, stop=stop), *([] if burst else [digests.run(services, stop=stop)]),
         )
     finally:
+        if counts_broker is not None:
+            await counts_broker.close()
         await services.close()
     logging.getLogger("feeds_server.notifier").info("notifier stopped after sending %d emails", sent)
     return 0

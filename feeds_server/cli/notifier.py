@@ -1,8 +1,8 @@
 """`feeds-server notifier --failed [--retry OUTBOX:ID|all]`: the dead letters, and putting them back.
 
-A dead letter is an email, a CRM webhook call or a file preview that failed for good
+A dead letter is an email, a web push, a CRM webhook call or a file preview that failed for good
 (notify/dead_letters.py). The listing shows one a line: its name for `--retry` (`email:12`,
-`webhook:7`, `preview:3`), its org, its kind, when
+`push:5`, `webhook:7`, `preview:3`), its org, its kind, when
 it failed, its attempts and the reason. `--retry` makes the named ones (or all) due again with a
 fresh count of attempts; a running notifier sends them within a second.
 """

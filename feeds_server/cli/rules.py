@@ -106,7 +106,12 @@ async def _upsert(session: Any, owner: int, spec: RuleSpec, followers: Followers
         )
     ).scalar_one_or_none()
     if existing is not None:
-        await rules.update_rule(session, existing, True, spec.name, spec.criteria, followers, spec.description, now)
+        await rules.update_rule(session, existing, True, spec.name, spec.criteria, followers, spec.description, now, fields=_fields(spec))
         return "updated"
-    await rules.create_rule(session, owner, True, spec.name, spec.module, spec.criteria, followers, spec.description, now)
+    await rules.create_rule(session, owner, True, spec.name, spec.module, spec.criteria, followers, spec.description, now, fields=_fields(spec))
     return "created"
+
+
+def _fields(spec: RuleSpec) -> list[str] | None:
+    """A file's rule without `fields` follows every field, also when applied over a rule that named some."""
+    return list(spec.fields) if spec.fields is not None else None

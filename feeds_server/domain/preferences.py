@@ -81,6 +81,10 @@ class Preferences:
     snooze_until: datetime | None = None
     quiet: tuple[int, int] | None = None  # (start, end) minutes after local midnight; may wrap midnight
     time_zone: str = "UTC"
+    # A burst of changes to one record within this many seconds is one notification (0: never merged).
+    record_merge_seconds: int = 60
+    # Emails of notifications wait this many seconds to go out together (0: each at once).
+    batch_window_seconds: int = 60
 
     @classmethod
     def of(cls, row: SettingsRow | None, org_time_zone: str) -> "Preferences":
@@ -92,7 +96,13 @@ class Preferences:
         quiet = None
         if row.quiet_start_minute is not None and row.quiet_end_minute is not None and row.quiet_start_minute != row.quiet_end_minute:
             quiet = (row.quiet_start_minute, row.quiet_end_minute)
-        return cls(channels=channels, snooze_until=row.snooze_until, quiet=quiet, time_zone=row.time_zone or org_time_zone)
+        merge = getattr(row, "record_merge_seconds", None)
+        window = getattr(row, "batch_window_seconds", None)
+        return cls(
+            channels=channels, snooze_until=row.snooze_until, quiet=quiet, time_zone=row.time_zone or org_time_zone,
+            record_merge_seconds=cls.record_merge_seconds if merge is None else merge,
+            batch_window_seconds=cls.batch_window_seconds if window is None else window,
+        )
 
     def wants(self, kind: str, channel: str) -> bool:
         """Whether this kind reaches the member on this channel at all (their choice, else the default)."""

@@ -161,6 +161,59 @@ def field_changes(old: Mapping[str, Any], new: Mapping[str, Any], reported: Iter
     return [{"field": k, "old": old.get(k), "new": new.get(k)} for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
+def follow_fields(names: Iterable[str] | None) -> list[str] | None:
+    """The fields a follow cares about, as stored: None (every field), else the names in the order
+    given, each once. An empty list would silence every edit: refused, as unfollowing says that better."""
+    if names is None:
+        return None
+    out = list(dict.fromkeys(names))
+    if not out:
+        raise ValidationFailed("no_fields", "name at least one field, or null for every field", field="fields")
+    if len(out) > limits.MAX_FOLLOW_FIELDS:
+        raise ValidationFailed("too_many_fields", f"at most {limits.MAX_FOLLOW_FIELDS} fields", field="fields", limit=limits.MAX_FOLLOW_FIELDS)
+    for name in out:
+        if not isinstance(name, str) or not name.strip() or len(name) > limits.MAX_FIELD_NAME_CHARS:
+            raise ValidationFailed(
+                "invalid_field_name", f"a field name is a non-blank string of at most {limits.MAX_FIELD_NAME_CHARS} characters", field="fields"
+            )
+    return out
+
+
+def edit_reaches(wanted: frozenset[str] | None, changes: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether an edit reaches a follow naming `wanted` fields (None: every field). An edit that lists
+    no changed field reaches every follow: nothing says it is about fields the follower left out."""
+    if wanted is None:
+        return True
+    touched = [c.get("field") for c in changes]
+    return not touched or any(f in wanted for f in touched)
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > limits.MAX_CHANGE_VALUE_CHARS:
+        return value[: limits.MAX_CHANGE_VALUE_CHARS - 1] + "…"
+    return value
+
+
+def change_entry(
+    change: str, changes: Iterable[Mapping[str, Any]], post_id: int | None, comment_id: int | None, actor_id: int | None, at: str
+) -> dict[str, Any]:
+    """One change as a record notification lists it: bounded, since a burst merges many into one row
+    (the feed item has every field in full)."""
+    listed = list(changes)
+    fields = [{"field": c.get("field"), "old": _short(c.get("old")), "new": _short(c.get("new"))} for c in listed[: limits.MAX_CHANGE_FIELDS_NOTED]]
+    entry: dict[str, Any] = {"change": change, "fields": fields, "post_id": post_id, "comment_id": comment_id, "actor_id": actor_id, "at": at}
+    if len(listed) > len(fields):
+        entry["more_fields"] = len(listed) - len(fields)
+    return entry
+
+
+def merge_changes(data: Mapping[str, Any], newer: Mapping[str, Any]) -> dict[str, Any]:
+    """A record notification's data with a newer one's change merged in: the newest record card and
+    change, the latest changes (at most MAX_MERGED_CHANGES), and the count of all of them."""
+    changes = [*data.get("changes", ()), *newer.get("changes", ())][-limits.MAX_MERGED_CHANGES :]
+    return {**data, **newer, "changes": changes, "count": int(data.get("count", 1)) + int(newer.get("count", 1))}
+
+
 def summary(module: str, name: str, change: str) -> str:
     """The item's text; the structured change is in its data, so no field value is repeated here."""
     verb = {CREATED: "was created", EDITED: "was edited", DELETED: "was deleted", NOTE_ADDED: "has a new note"}[change]

@@ -79,3 +79,23 @@ def remap_record_ref(data: dict[str, Any], lookup: Lookup, name_of: Callable[[in
         new = lookup("user", owner["id"])
         card["owner"] = None if new is None else {**owner, "id": new, "name": name_of(new) or owner.get("name")}
     return {**data, "record": card}
+
+
+# The ids a notification's reason names (domain/reasons.py), and the kind each maps as.
+_REASON_REFS = (("group_id", "group"), ("role_id", "role"), ("record_id", "record"), ("rule_id", "rule"))
+
+
+def remap_reason(reason: dict[str, Any] | None, lookup: Lookup) -> dict[str, Any] | None:
+    """A notification's reason with its ids rewritten; a reference that did not come along is left
+    out (its name, if any, stays for the reader)."""
+    if not reason:
+        return reason
+    out = dict(reason)
+    for key, kind in _REASON_REFS:
+        if isinstance(out.get(key), int):
+            new = lookup(kind, out[key])
+            if new is None:
+                del out[key]
+            else:
+                out[key] = new
+    return out

@@ -111,6 +111,33 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 Criteria = Annotated[Any, BeforeValidator(_check_criteria), WithJsonSchema({"x-ref": "criteria"})]
 Emails = Annotated[tuple[Email, ...], Field(json_schema_extra={"uniqueItems": True}), BeforeValidator(_list), AfterValidator(_distinct)]
 Names = Annotated[tuple[Name, ...], Field(json_schema_extra={"uniqueItems": True}), BeforeValidator(_list), AfterValidator(_distinct)]
+FieldName = _text(limits.MAX_FIELD_NAME_CHARS, pattern="\\S")
+
+
+def _field_list(value: Any) -> Any:
+    if value is None:
+        return value
+    if not isinstance(value, list | tuple) or not value:
+        raise _error("must be a non-empty list of field names, or null for every field")
+    if len(value) > limits.MAX_FOLLOW_FIELDS:
+        raise _error(f"must list at most {limits.MAX_FOLLOW_FIELDS} fields")
+    return value
+
+
+def _distinct_exactly(values: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Field names are the CRM's API names: case counts."""
+    for i, value in enumerate(values or ()):
+        if value in values[:i]:  # type: ignore[index]
+            raise _error(f"'{value}' is listed twice", at=i)
+    return values
+
+
+FieldNames = Annotated[
+    tuple[FieldName, ...] | None,
+    Field(min_length=1, max_length=limits.MAX_FOLLOW_FIELDS, json_schema_extra={"uniqueItems": True}),
+    BeforeValidator(_field_list),
+    AfterValidator(_distinct_exactly),
+]
 
 
 def _follower_options(schema: dict[str, Any]) -> None:
@@ -150,6 +177,9 @@ class RuleSpec:
     criteria: Criteria = field(hash=False)
     followers: NamedFollowers = field(default_factory=NamedFollowers)
     description: Description = ""
+    fields: Annotated[
+        FieldNames, Field(description="The fields whose edits reach the rule's followers (API names); absent or null: every field")
+    ] = None
 
 
 def _non_empty_list(value: Any) -> Any:

@@ -1,6 +1,6 @@
-"""Dead letters: emails, CRM webhook calls and file previews that will not be tried again unless an operator says so.
+"""Dead letters: emails, web pushes, CRM webhook calls and file previews that will not be tried again unless an operator says so.
 
-A job of any outbox ends `failed` when the mail server or the CRM refused it for good (for a
+A job of any outbox ends `failed` when the mail server, the push service or the CRM refused it for good (for a
 preview: the file is a decompression bomb, broken, or too slow to decode), when its retries ran out,
 when its integration was revoked, or when building or sending it raised an error
 nobody planned for (a bug, a value stored before a rule existed). Such a job is set aside at once,
@@ -21,18 +21,18 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from feeds_server.store.models import Attachment, EmailJob, Org, PreviewJob, WebhookDelivery
+from feeds_server.store.models import Attachment, EmailJob, Org, PreviewJob, PushJob, WebhookDelivery
 from feeds_server.store.scope import account_session
 from feeds_server.domain.numbers import is_digits
 
 FAILED = "failed"
 ERROR = "error"  # building or sending raised an unexpected error
-REFUSED = "refused"  # the mail server (5xx) or the CRM (4xx) said no for good
+REFUSED = "refused"  # the mail server (5xx), the push service or the CRM (4xx) said no for good
 GAVE_UP = "gave_up"  # every attempt failed
 REVOKED = "revoked"  # the integration was revoked before the call went out
 OTHER = "other"  # failed before reasons were written this way
 REASONS = (ERROR, REFUSED, GAVE_UP, REVOKED)
-OUTBOXES: dict[str, Any] = {"email": EmailJob, "webhook": WebhookDelivery, "preview": PreviewJob}
+OUTBOXES: dict[str, Any] = {"email": EmailJob, "push": PushJob, "webhook": WebhookDelivery, "preview": PreviewJob}
 MAX_ERROR_CHARS = 2_000
 
 
@@ -80,7 +80,7 @@ async def counts(session: AsyncSession) -> dict[tuple[str, str], int]:
 
 
 async def listing(sessions: async_sessionmaker[AsyncSession]) -> list[DeadLetter]:
-    """Every dead letter of both outboxes, oldest failure first."""
+    """Every dead letter of every outbox, oldest failure first."""
     letters: list[DeadLetter] = []
     async with account_session(sessions) as session:
         emails = await session.execute(
@@ -102,12 +102,18 @@ async def listing(sessions: async_sessionmaker[AsyncSession]) -> list[DeadLetter
             .where(PreviewJob.status == FAILED)
         )
         letters += [DeadLetter("preview", row[0], row[1], "thumbnail", *row[2:4], row[4] or "") for row in previews]
+        pushes = await session.execute(
+            select(PushJob.id, Org.slug, PushJob.next_attempt_at, PushJob.attempts, PushJob.last_error)
+            .outerjoin(Org, Org.id == PushJob.org_id)
+            .where(PushJob.status == FAILED)
+        )
+        letters += [DeadLetter("push", row[0], row[1], "push", *row[2:4], row[4] or "") for row in pushes]
     return sorted(letters, key=lambda d: (d.failed_at, d.outbox, d.id))
 
 
 async def retry(sessions: async_sessionmaker[AsyncSession], refs: list[str], now: datetime) -> int:
     """Put dead letters back in their outbox, due now with a fresh count of attempts. `refs` are
-    `email:ID`, `webhook:ID` or `all`; returns how many were put back. ValueError for a bad ref."""
+    `email:ID`, `push:ID`, `webhook:ID`, `preview:ID` or `all`; returns how many were put back. ValueError for a bad ref."""
     wanted: dict[str, set[int] | None] = {}
     for ref in refs:
         if ref == "all":
@@ -115,7 +121,7 @@ async def retry(sessions: async_sessionmaker[AsyncSession], refs: list[str], now
             break
         outbox, _, raw_id = ref.partition(":")
         if outbox not in OUTBOXES or not is_digits(raw_id):
-            raise ValueError(f"not a dead letter's name: {ref!r} (write email:ID, webhook:ID, preview:ID or all)")
+            raise ValueError(f"not a dead letter's name: {ref!r} (write email:ID, push:ID, webhook:ID, preview:ID or all)")
         ids = wanted.setdefault(outbox, set())
         assert ids is not None
         ids.add(int(raw_id))

@@ -99,49 +99,75 @@ def invitation_email_from_payload(settings: Settings, job: EmailJob) -> Message:
     )
 
 
-def unsubscribe_token(secret: str, org_id: int, user_id: int) -> str:
-    """Names (org, user) and is signed, so the one-click link needs no sign-in (RFC 8058)."""
+def unsubscribe_token(secret: str, org_id: int, user_id: int, purpose: str = "unsubscribe") -> str:
+    """Names (org, user) and is signed, so the one-click link needs no sign-in (RFC 8058); the
+    purpose is signed too, so one email's link cannot stop another kind of email."""
     body = f"{org_id}.{user_id}"
-    sig = hmac.new(secret.encode(), f"unsubscribe:{body}".encode(), hashlib.sha256).digest()[:16]
+    sig = hmac.new(secret.encode(), f"{purpose}:{body}".encode(), hashlib.sha256).digest()[:16]
     return f"{body}.{base64.urlsafe_b64encode(sig).decode().rstrip('=')}"
 
 
-def check_unsubscribe_token(secret: str, token: str) -> tuple[int, int] | None:
+def check_unsubscribe_token(secret: str, token: str, purpose: str = "unsubscribe") -> tuple[int, int] | None:
     try:
         org_s, user_s, _ = token.split(".")
         org_id, user_id = int(org_s), int(user_s)
     except ValueError:
         return None
-    if not hmac.compare_digest(unsubscribe_token(secret, org_id, user_id), token):
+    if not hmac.compare_digest(unsubscribe_token(secret, org_id, user_id, purpose), token):
         return None
     return org_id, user_id
 
 
-def mention_email(settings: Settings, org: Org, user: User, items: list[dict[str, Any]], message_id: str, unsub_token: str) -> Message:
-    """One email for a batch of mentions of one user in one org, with one-click unsubscribe."""
+DIGEST_UNSUBSCRIBE = "unsubscribe-digest"
+
+
+def digest_unsubscribe_token(secret: str, org_id: int, user_id: int) -> str:
+    """The digest's one-click link: turns the digest off, nothing else."""
+    return unsubscribe_token(secret, org_id, user_id, DIGEST_UNSUBSCRIBE)
+
+
+def check_digest_unsubscribe_token(secret: str, token: str) -> tuple[int, int] | None:
+    return check_unsubscribe_token(secret, token, DIGEST_UNSUBSCRIBE)
+
+
+def notification_email(settings: Settings, org: Org, user: User, items: list[dict[str, Any]], message_id: str, unsub_token: str) -> Message:
+    """One email for a batch of one person's notifications in one org, each item saying what it is
+    (`headline`, domain/notification_text.py), with one-click unsubscribe (RFC 8058)."""
     e = html.escape
     unsubscribe_url = f"{settings.public_url}/api/v1/unsubscribe/{unsub_token}"
+    settings_url = f"{settings.public_url}/#/org/{org.slug}/notifications/settings"
     org_name = one_line(org.name)
-    subject = (
-        f"{one_line(items[0]['author'])} mentioned you in {org_name}"
-        if len(items) == 1
-        else f"You were mentioned {len(items)} times in {org_name}"
-    )
+    only_mentions = all(item.get("kind", "mention") == "mention" for item in items)
+    if only_mentions:
+        subject = (
+            f"{one_line(items[0]['author'])} mentioned you in {org_name}"
+            if len(items) == 1
+            else f"You were mentioned {len(items)} times in {org_name}"
+        )
+    else:
+        subject = f"{one_line(items[0]['headline'])} in {org_name}" if len(items) == 1 else f"{len(items)} new notifications in {org_name}"
     text_parts, html_parts = [], []
     for item in items:
-        link = f"{settings.public_url}/#/org/{org.slug}/post/{item['post_id']}"
-        where = "a comment" if item.get("comment_id") else "a post"
-        author = one_line(item["author"])
-        text_parts.append(f"{author} mentioned you in {where}:\n\n  {item['excerpt']}\n\nOpen it: {link}\n")
+        link = f"{settings.public_url}/#/org/{org.slug}/post/{item['post_id']}" if item.get("post_id") else f"{settings.public_url}/#/org/{org.slug}"
+        headline = one_line(item.get("headline") or f"{item['author']} mentioned you")
+        if item.get("kind", "mention") == "mention":
+            headline = f"{one_line(item['author'])} mentioned you in {'a comment' if item.get('comment_id') else 'a post'}"
+        excerpt = item.get("excerpt") or ""
+        quoted = f"\n\n  {excerpt}" if excerpt else ""
+        text_parts.append(f"{headline}:{quoted}\n\nOpen it: {link}\n")
         html_parts.append(
-            f"<p><strong>{e(author)}</strong> mentioned you in {where}:</p>"
-            f"<blockquote>{e(item['excerpt'])}</blockquote>"
-            f'<p><a href="{e(link)}">Open it in Feeds</a></p>'
+            f"<p><strong>{e(headline)}</strong></p>"
+            + (f"<blockquote>{e(excerpt)}</blockquote>" if excerpt else "")
+            + f'<p><a href="{e(link)}">Open it in Feeds</a></p>'
         )
-    footer = f"\n--\nYou get this because you were mentioned in {org_name}. Stop these emails: {unsubscribe_url}\n"
+    why = "you were mentioned" if only_mentions else "of your notification settings"
+    footer = (
+        f"\n--\nYou get this because {why} in {org_name}. Choose what reaches you: {settings_url}\n"
+        f"Stop these emails: {unsubscribe_url}\n"
+    )
     html_footer = (
-        f'<hr><p style="color:#666;font-size:small">You get this because you were mentioned in {e(org_name)}. '
-        f'<a href="{e(unsubscribe_url)}">Stop these emails</a></p>'
+        f'<hr><p style="color:#666;font-size:small">You get this because {e(why)} in {e(org_name)}. '
+        f'<a href="{e(settings_url)}">Choose what reaches you</a> · <a href="{e(unsubscribe_url)}">Stop these emails</a></p>'
     )
     msg = _message(settings, user.email, subject, "\n".join(text_parts) + footer, "".join(html_parts) + html_footer, message_id)
     msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"

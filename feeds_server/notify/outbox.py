@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import defer
 
 from feeds_server import limits
-from feeds_server.domain import retry
+from feeds_server.domain import preferences, retry
 from feeds_server.notify import dead_letters
 from feeds_server.store.models import EmailJob
 from feeds_server.store.scope import account_session
@@ -29,9 +29,13 @@ from feeds_server.store.scope import account_session
 log = logging.getLogger("feeds_server.notifier")
 
 
+# The kinds of email that tell of notifications: a person's due ones go out together, as one email.
+NOTIFICATION_KINDS = frozenset(preferences.KINDS) - {preferences.DIGEST}
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Jobs that go out as one email: a batch of one user's mentions, or one invitation."""
+    """Jobs that go out as one email: a batch of one user's notifications, or one invitation."""
 
     batch_id: int
     org_id: int
@@ -89,10 +93,10 @@ async def claim(sessions: async_sessionmaker[AsyncSession], now: datetime, lease
 async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[tuple[EmailJob, list[EmailJob]]]:
     """Each leader with the jobs that go out with it, gathered in two queries for all leaders.
 
-    A re-claimed batch keeps its jobs; a new mention batch takes all the user's pending mentions.
+    A re-claimed batch keeps its jobs; a new batch of notifications takes all the user's pending ones.
     """
     reclaimed = {j.batch_id for j in leaders if j.batch_id is not None and j.status == "sending"}
-    users = {(j.org_id, j.user_id) for j in leaders if j.kind == "mention"} - {
+    users = {(j.org_id, j.user_id) for j in leaders if j.kind in NOTIFICATION_KINDS} - {
         (j.org_id, j.user_id) for j in leaders if j.batch_id in reclaimed and j.status == "sending"
     }
     by_batch: dict[int, list[EmailJob]] = {}
@@ -109,7 +113,7 @@ async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[
     if users:
         stmt = (
             select(EmailJob)
-            .where(EmailJob.kind == "mention", EmailJob.status == "pending", EmailJob.user_id.in_({u for _, u in users}))
+            .where(EmailJob.kind.in_(sorted(NOTIFICATION_KINDS)), EmailJob.status == "pending", EmailJob.user_id.in_({u for _, u in users}))
             .options(defer(EmailJob.payload))
             .with_for_update(skip_locked=True)
         )
@@ -123,7 +127,7 @@ async def _batch_groups(session: AsyncSession, leaders: list[EmailJob]) -> list[
             continue
         if leader.batch_id in reclaimed and leader.status == "sending":
             jobs = by_batch.get(leader.batch_id, [leader])  # type: ignore[arg-type]
-        elif leader.kind == "mention":
+        elif leader.kind in NOTIFICATION_KINDS:
             jobs = by_user.get((leader.org_id, leader.user_id), []) or [leader]
         else:
             jobs = [leader]
@@ -159,6 +163,22 @@ async def mark(
         # A Core-level statement on the session's connection: recording a send is the hot path.
         conn = await session.connection()
         await conn.execute(stmt)
+
+
+async def postpone(sessions: async_sessionmaker[AsyncSession], job_ids: list[int], until: datetime, why: str) -> None:
+    """Give leased jobs back, due again at `until` (the end of the person's quiet hours), the
+    claim's attempt not counted: waiting is not failing, and `EMAIL_MAX_ATTEMPTS` counts failures."""
+    if not job_ids:
+        return
+    async with account_session(sessions) as session:
+        await session.execute(
+            update(EmailJob)
+            .where(EmailJob.id.in_(job_ids), EmailJob.status == "sending")
+            .values(
+                status="pending", lease_until=None, next_attempt_at=until, last_error=why,
+                attempts=case((EmailJob.attempts > 0, EmailJob.attempts - 1), else_=0),
+            )
+        )
 
 
 def backoff(attempts: int) -> float:

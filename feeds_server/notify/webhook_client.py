@@ -97,8 +97,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     the same way with ours; tests/abuse/test_webhook_targets.py fails if that stops taking effect.
     """
 
-    def __init__(self, allow: Sequence[egress.Network] = (), resolver: Resolver = system_resolver) -> None:
-        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)
+    def __init__(self, allow: Sequence[egress.Network] = (), resolver: Resolver = system_resolver, keepalive: int = 20) -> None:
+        limits = httpx.Limits(max_connections=max(100, keepalive), max_keepalive_connections=keepalive, keepalive_expiry=5.0)
         super().__init__(trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
@@ -109,8 +109,11 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-def webhook_client(allow: Sequence[egress.Network] = (), timeout: float = 10.0, resolver: Resolver = system_resolver) -> httpx.AsyncClient:
-    """The client deliveries are posted with: guarded connections, no redirects, no proxies from the environment."""
+def webhook_client(
+    allow: Sequence[egress.Network] = (), timeout: float = 10.0, resolver: Resolver = system_resolver, keepalive: int = 20
+) -> httpx.AsyncClient:
+    """The client deliveries are posted with: guarded connections, no redirects, no proxies from the environment.
+    `keepalive`: connections kept open for reuse (as many as requests in flight, or each extra one reconnects)."""
     return httpx.AsyncClient(
-        transport=GuardedTransport(allow, resolver), timeout=timeout, follow_redirects=False, trust_env=False
+        transport=GuardedTransport(allow, resolver, keepalive), timeout=timeout, follow_redirects=False, trust_env=False
     )

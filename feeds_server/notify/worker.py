@@ -1,8 +1,10 @@
 """The notifier worker (`feeds-server notifier`): sends the outbox's emails.
 
-For each claimed batch: drop mentions whose item was deleted or already read, or whose user turned
-mention emails off; render one email; send it; record it as sent straight after the mail server
-accepted it. The one window where an email can go out twice is between that acceptance and that
+For each claimed batch: drop notifications whose item was deleted or already read, whose kind
+the person no longer gets by email, or that their mutes now hold back ("muted"), and every one of
+a person no longer in the org ("not a member"); set aside those of a snoozed person (skipped, "snoozed") and
+give back those that fall in the person's quiet hours (due again when they end); render one email
+listing the rest; send it; record it as sent straight after the mail server accepted it. The one window where an email can go out twice is between that acceptance and that
 record (a crash there): the retry carries the same Message-ID, so receiving systems can drop it.
 
 One bad job never stops the worker: a batch whose email cannot be built, or whose sending raises an
@@ -17,6 +19,8 @@ import asyncio
 import logging
 import ssl
 import time
+from datetime import datetime
+from typing import Any
 
 import aiosmtplib
 from dataclasses import replace
@@ -26,8 +30,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
+from feeds_server.actions.notifications import Mutes, members_and_mutes, muted_now
+from feeds_server.domain import notification_text, reasons
+from feeds_server.domain.preferences import EMAIL, Preferences
 from feeds_server.notify import account_emails, dead_letters, outbox
-from feeds_server.notify.emails import invitation_email_from_payload, mention_email, sender, unsubscribe_token
+from feeds_server.notify.emails import invitation_email_from_payload, notification_email, sender, unsubscribe_token
 from feeds_server.notify.mailer import Mailer
 from feeds_server.runtime.services import Services
 from feeds_server.store.models import Comment, EmailJob, Notification, NotificationSettings, Org, Post, User
@@ -38,6 +45,9 @@ log = logging.getLogger("feeds_server.notifier")
 POLL_SECONDS = 1.0
 ROUND_RETRY_SECONDS = 5.0
 CLAIM_BATCHES = 64
+# Why a job was skipped at send time (its `last_error`).
+NOT_A_MEMBER = "not a member"
+MUTED = "muted"
 
 
 class PermanentFailure(Exception):
@@ -173,6 +183,10 @@ async def _compose_all(services: Services, batches: list[outbox.Batch]) -> list[
     When the claim's rows cannot be read together (one holds a value that cannot be loaded), each
     batch is read on its own, so only the batch that holds it fails. A database error fails the round.
     """
+    from feeds_server.notify import digest_email  # digests read their content for the whole claim at once
+
+    if any(b.kind == digest_email.KIND for b in batches):
+        return await digest_email.compose_mixed(services, batches, _compose_all)
     try:
         return await _compose_claim(services, batches)
     except DBAPIError:
@@ -207,35 +221,93 @@ async def _compose_claim(services: Services, batches: list[outbox.Batch]) -> lis
             (p.org_id, p.user_id): p
             for p in (await session.execute(select(NotificationSettings).where(NotificationSettings.user_id.in_(user_ids)))).scalars()
         }
+        members, mutes = await members_and_mutes(session, {(b.org_id, b.user_id) for b in batches if b.kind in outbox.NOTIFICATION_KINDS and b.user_id})
     by_job = {row[0].id: row for row in rows}
+    now = services.clock()
+    held = _Held()
     out: list[Composed | Exception] = []
     for batch in batches:
         try:
-            out.append(_compose(services, batch, [by_job[j] for j in batch.job_ids if j in by_job], users, orgs_, prefs))
+            if batch.kind in outbox.NOTIFICATION_KINDS and (batch.org_id, batch.user_id) not in members:
+                held.skip(NOT_A_MEMBER, batch.job_ids)  # they left (or were removed from) the org since
+                out.append((None, [], []))
+                continue
+            mine = [by_job[j] for j in batch.job_ids if j in by_job]
+            out.append(_compose(services, batch, mine, users, orgs_, prefs, now, held, mutes.get(batch.org_id, Mutes())))
         except Exception as exc:  # noqa: BLE001 - reported per batch by _process
             out.append(exc)
+    await held.apply(services, now)
     return out
 
 
-def _compose(services: Services, batch: outbox.Batch, rows: list, users: dict, orgs_: dict, prefs: dict) -> Composed:  # type: ignore[type-arg]
+class _Held:
+    """Jobs of a claim that wait: the person is snoozed (skipped, with why) or in quiet hours
+    (postponed to their end). Decided at send time, since the person may have changed their mind."""
+
+    def __init__(self) -> None:
+        self.snoozed: list[int] = []
+        self.until: dict[datetime, list[int]] = {}
+        self.skipped: dict[str, list[int]] = {}
+
+    def skip(self, why: str, job_ids: tuple[int, ...] | list[int]) -> None:
+        self.skipped.setdefault(why, []).extend(job_ids)
+
+    async def apply(self, services: Services, now: datetime) -> None:
+        if self.snoozed:
+            await outbox.mark(services.sessions, self.snoozed, "skipped", now, error="snoozed")
+        for why, ids in self.skipped.items():
+            await outbox.mark(services.sessions, ids, "skipped", now, error=why)
+        for until, ids in sorted(self.until.items()):
+            await outbox.postpone(services.sessions, ids, until, "quiet hours")
+
+
+def _compose(
+    services: Services, batch: outbox.Batch, rows: list, users: dict, orgs_: dict, prefs: dict,  # type: ignore[type-arg]
+    now: datetime, held: _Held, mutes: Mutes,
+) -> Composed:
     if batch.kind == "invitation":
         return invitation_email_from_payload(services.settings, rows[0][0]), list(batch.job_ids), []
     if batch.kind in account_emails.KINDS:
         message = account_emails.compose(services.settings, rows[0][0], users.get(batch.user_id))
         return (message, list(batch.job_ids), []) if message is not None else (None, [], list(batch.job_ids))
     org, user = orgs_.get(batch.org_id), users.get(batch.user_id)
-    pref = prefs.get((batch.org_id, batch.user_id))
+    if org is None or user is None:
+        return None, [], list(batch.job_ids)
+    pref = Preferences.of(prefs.get((batch.org_id, batch.user_id)), org.time_zone)
     keep, skip, items = [], [], []
     for job, note, post_id, comment_id, author_name in rows:
-        # Deleted item (the notification went with it), read in the app already, or emails turned off.
-        gone = note is None or post_id is None or (note.comment_id is not None and comment_id is None)
-        if gone or note.read_at is not None or user is None or org is None or (pref is not None and not pref.mention_emails):
+        # Deleted item (the notification went with it), read in the app already, or a role mention.
+        gone = note is None or (note.post_id is not None and post_id is None) or (note.comment_id is not None and comment_id is None)
+        if gone or note.read_at is not None or (note.reason or {}).get("code") == reasons.MENTIONED_VIA_ROLE:
             skip.append(job.id)
             continue
-        items.append({"author": author_name or "Someone", "excerpt": note.data.get("excerpt", ""), "post_id": post_id, "comment_id": note.comment_id})
+        if muted_now(mutes, note):  # muted since it was queued
+            held.skip(MUTED, [job.id])
+            continue
+        at = pref.send_at(note.kind, EMAIL, now)
+        if at is None:
+            (held.snoozed if pref.wants(note.kind, EMAIL) and pref.snoozed(now) else skip).append(job.id)
+            continue
+        if at > now:
+            held.until.setdefault(at, []).append(job.id)
+            continue
+        items.append(_item(note, post_id, author_name))
         keep.append(job.id)
     if not items:
         return None, [], skip
     token = unsubscribe_token(services.settings.secret_key, org.id, user.id)
-    message = mention_email(services.settings, org, user, items, f"<mention.{org.id}.{user.id}.{batch.batch_id}@feeds.local>", token)
+    message = notification_email(services.settings, org, user, items, f"<mention.{org.id}.{user.id}.{batch.batch_id}@feeds.local>", token)
     return message, keep, skip
+
+
+def _item(note: Notification, post_id: int | None, author_name: str | None) -> dict[str, Any]:
+    """One line of a notification email: what it is, its excerpt, and where it leads."""
+    data = note.data or {}
+    return {
+        "kind": note.kind,
+        "author": author_name or "Someone",
+        "headline": notification_text.headline(note.kind, author_name, data, note.reason),
+        "excerpt": data.get("excerpt", ""),
+        "post_id": post_id,
+        "comment_id": note.comment_id,
+    }

@@ -191,6 +191,7 @@ async def _handshake(ws: WebSocket, services: Services, hub: Hub) -> Connection 
     try:
         await hub.connect(conn, recover_requests, make_reply)
     except BaseException:
+        hub.presence.left(conn)  # it may have joined before the failure: not counted as online
         if cap:
             await limiter.close_connection(conn.user_id, conn.client_id)
         raise

@@ -28,6 +28,9 @@ from feeds_server.domain.audience import OrgGraph
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.admission import Admissions
 from feeds_server.realtime.broker import Broker
+from feeds_server.realtime.counts import CHANNEL as COUNTS_CHANNEL
+from feeds_server.realtime.counts import UnreadCounts
+from feeds_server.realtime.presence import PresenceKeeper
 from feeds_server.realtime.history import (
     events_between, hidden_by_modules, latest_seq, prune_all, publication_data, recover, superseding_key,
 )
@@ -261,15 +264,22 @@ class Hub:
         self._revoked: dict[tuple[Any, ...], float] = {}
         self._allowlist_reads: dict[int, asyncio.Future[list[str] | None]] = {}
         self._merge_flushes: set[asyncio.Task[None]] = set()
+        # Each person's connections here, for their unread counts in every org (`$counts`).
+        self.counts = UnreadCounts(services, broker)
+        # Who is connected here, written to the database for the notifier (pushes go to people away).
+        node = services.settings.node_name or f"{services.settings.host}:{services.settings.port}"
+        self.presence = PresenceKeeper(services.sessions, node, services.clock)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.broker.start(self._on_message, self.catch_up_all)
+        await self.broker.start(self._on_message, self.catch_up_all, self.counts.deliver)
         self._tasks = [
             asyncio.create_task(self._publisher(), name="hub-publisher"),
             asyncio.create_task(self._tail_poller(), name="hub-tail-poller"),
             asyncio.create_task(self._pruner(), name="hub-history-pruner"),
             asyncio.create_task(self.pinger.run(), name="hub-pinger"),
+            asyncio.create_task(self.counts.run(), name="hub-unread-counts"),
+            asyncio.create_task(self.presence.run(), name="hub-presence"),
         ]
 
     async def stop(self, disconnect: proto.Disconnect = proto.DISCONNECT_SHUTDOWN) -> None:
@@ -288,6 +298,7 @@ class Hub:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
+        await self.presence.close()
         await self.broker.close()
 
     @property
@@ -297,6 +308,7 @@ class Hub:
     # --- publishing (called after commit) --------------------------------------------------
     async def publish(self, events: list[NewEvent]) -> None:
         """Event sink: deliver to this node now, and hand to the broker for the others."""
+        self.counts.note(events)
         now = time.time()
         for event in events:
             pub = Published.from_event(event, now)
@@ -624,6 +636,7 @@ class Hub:
                     continue  # the org's last connection left meanwhile and closed this room: join the open one
                 conn.held = {}
                 room.add(conn, channels)
+                self.presence.joined(conn)
                 revoked = self.revoked_since(conn)
                 if revoked is not None:
                     conn.request_close(revoked)
@@ -638,27 +651,30 @@ class Hub:
         async with room.lock:
             for channel, result in results.items():
                 conn.floor[channel] = result["offset"]
-            conn.push(make_reply(results))
+            conn.push(make_reply({**results, COUNTS_CHANNEL: {}}))
             held, conn.held = conn.held or {}, None
             for channel, pubs in held.items():
                 for offset, frame in sorted(pubs, key=lambda x: x[0]):
                     conn.push_publication(channel, offset, frame)
         self.pinger.add(conn)
+        await self.counts.joined(conn)  # after the reply: a count never comes before it
 
     async def disconnect(self, conn: Connection) -> None:
+        # What is local first: nothing that waits on the broker may keep a closed connection around.
         self.pinger.remove(conn)
+        self.presence.left(conn)
         async with self._rooms_lock:
             room = self.rooms.get(conn.org_id)  # under the lock: never close a room opened meanwhile
-            if room is None:
-                return
-            room.remove(conn)
-            if not room.connections:
-                del self.rooms[conn.org_id]
-                if room.merge_timer is not None:  # nobody is left to send held events to
-                    room.merge_timer.cancel()
-                    room.merge_timer = None
-                room.merging.clear()
-                await self.broker.unsubscribe(conn.org_id)
+            if room is not None:
+                room.remove(conn)
+                if not room.connections:
+                    del self.rooms[conn.org_id]
+                    if room.merge_timer is not None:  # nobody is left to send held events to
+                        room.merge_timer.cancel()
+                        room.merge_timer = None
+                    room.merging.clear()
+                    await self.broker.unsubscribe(conn.org_id)  # does not wait on the broker
+        await self.counts.left(conn)
 
 
 def _revocation_key(message: dict[str, Any]) -> tuple[Any, ...] | None:

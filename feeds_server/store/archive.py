@@ -8,8 +8,11 @@ a cut-off archive is told from a whole one. Ids are the exporting server's; an i
 server's worker makes them again).
 
 Version 2 added posts' and comments' `edited_at`, their earlier texts (`item_version`), reactions,
-saved items, pins and the org's edit window. A version 1 archive is still read: it simply has none
-of these.
+saved items, pins and the org's edit window. Version 3 added every notification setting (channels,
+snooze, quiet hours, zone, digest, dormancy, merging), follows' `rule_id` and `fields` (rules now come
+before follows), rules' `fields`, notifications' `reason`, `record_id` and `updated_at`, mutes
+(`mute`) and the dormant records each follower was told of (`dormancy_notice`). Archives of versions
+1 and 2 are still read: they simply have none of what came later.
 
 Written and read as streams: neither side holds the org in memory.
 """
@@ -25,15 +28,16 @@ from typing import IO, Any
 import orjson
 
 FORMAT = "feeds-server/org-export"
-VERSION = 2
+VERSION = 3
 # The versions this server imports: each later one only adds tables and fields.
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.jsonl"
 
 # Tables of the manifest, in the order they are written and read.
 TABLES = (
     "user", "role", "profile", "territory", "territory_member", "membership", "notification_settings", "group",
-    "record", "follow", "rule", "post", "comment", "item_version", "reaction", "saved_item", "pin", "notification",
+    "record", "rule", "follow", "post", "comment", "item_version", "reaction", "saved_item", "pin", "notification",
+    "mute", "dormancy_notice",
 )
 
 

@@ -1,5 +1,5 @@
 """A short fuzzing run of every operation of the OpenAPI document: no input makes the server
-answer 5xx (issue 9). The long run is `bench/fuzz.py`; its figures are in docs/reliability.md."""
+answer 5xx. The long run is `bench/fuzz.py`; its figures are in docs/reliability.md."""
 
 from __future__ import annotations
 

@@ -48,3 +48,10 @@ async def items(actor: factory.Actor, crm: dict[str, Any], **params: Any) -> lis
     r = await actor.get(f"{crm['b']}/feed", params=params)
     assert r.status_code == 200, r.text
     return r.json()["items"]
+
+
+
+async def set_merge_seconds(actor: factory.Actor, crm: dict[str, Any], seconds: int) -> None:
+    """The actor's record merge window (0: each change notifies on its own)."""
+    r = await actor.patch(f"{crm['b']}/notification-settings", json={"record_merge_seconds": seconds})
+    assert r.status_code == 200, r.text

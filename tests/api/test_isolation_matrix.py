@@ -9,6 +9,7 @@ from feeds_server.domain import permissions as perms
 from feeds_server.notify.previews import make_previews
 from tests import factory
 from tests.api.routes_matrix import ep_id, example, fill, org_endpoints
+from tests.notify.push_service import browser_subscription as push_subscription
 
 ADMIN_ONLY = org_endpoints(lambda ep: ep.permission in {perms.ADMIN, perms.SUPER_ADMIN})
 MANAGE_GROUPS = org_endpoints(lambda ep: ep.permission == perms.MANAGE_GROUPS)
@@ -16,7 +17,7 @@ WITH_IDS = org_endpoints(lambda ep: ":int}" in ep.path)
 assert len(WITH_IDS) > 20, "the isolation matrix covers the routes with ids"
 ANY_ID = {"user_id": 1, "node_id": 1, "profile_id": 1, "invitation_id": 1, "integration_id": 1, "group_id": 1,
           "post_id": 1, "comment_id": 1, "attachment_id": 1, "notification_id": 1, "record_id": 1, "rule_id": 1,
-          "version_id": 1}
+          "version_id": 1, "subscription_id": 1}
 # A 2×2 PNG: the attachment of the populated org gets a thumbnail.
 TINY_PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x02\x00\x00\x00\x02\x08\x02\x00\x00\x00\xfd\xd4\x9as\x00\x00\x00"
             b"\x16IDATx\x9cc\xfc\xcf\xc0\xc0\xc0\xc0\xc0\xc4\xc0\xc0\xc0\xc0\xc0\x00\x00\r\x1d\x01\x03j\xc2\x9b\xe9\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -73,13 +74,17 @@ async def _populated_org(client, settings, services):  # type: ignore[no-untyped
     ids["notification_id"] = notes[0]["id"]
     assert (await owner.put(f"/api/v1/orgs/{slug}/posts/{post['id']}/saved")).status_code == 200
     assert (await owner.put(f"/api/v1/orgs/{slug}/posts/{post['id']}/pin")).status_code == 200
+    sub = (await owner.post(f"/api/v1/orgs/{slug}/push-subscriptions", json=push_subscription())).json()["subscription"]
+    ids["subscription_id"] = sub["id"]
+    assert (await owner.put(f"/api/v1/orgs/{slug}/mutes/record/{ids['record_id']}")).status_code == 200
     return owner, member, org, ids
 
 
 async def _snapshot(owner, slug: str) -> dict:  # type: ignore[no-untyped-def]
     paths = ["", "/members?limit=100", "/roles", "/profiles", "/territories", "/groups", "/feed?limit=100",
              "/invitations", "/integrations", "/feed-modules", "/rules", "/followed-records", "/saved", "/pins",
-             "/search?q=hello", "/search?q=type:comment", "/search?q=type:record"]
+             "/search?q=hello", "/search?q=type:comment", "/search?q=type:record", "/push-subscriptions",
+             "/mutes", "/notification-settings"]
     return {p: (await owner.get(f"/api/v1/orgs/{slug}{p}")).json() for p in paths}
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,16 @@ from feeds_server.actions import org_export, org_import
 from feeds_server.actions.org_import import ImportRefused
 from feeds_server.notify.previews import make_previews
 from feeds_server.store import archive as archive_format
-from feeds_server.store.models import Event, PreviewJob
+from feeds_server.store.models import DormancyNotice, Event, Follow, NotificationSettings, PreviewJob
 from feeds_server.store.scope import org_session
 from tests import factory
 
 FILE_BYTES = os.urandom(300_000)
 # The tables and fields version 2 of the archive added.
 NEW_TABLES = ("item_version", "reaction", "saved_item", "pin")
+# And those version 3 added (besides every notification setting).
+V3_TABLES = ("mute", "dormancy_notice")
+V3_FIELDS = {"follow": ("rule_id", "fields"), "rule": ("fields",), "notification": ("reason", "record_id", "updated_at")}
 
 
 def _png() -> bytes:
@@ -310,7 +314,7 @@ async def test_an_export_holds_its_org_only(client, settings, tmp_path):
     with zipfile.ZipFile(archive) as z:
         lines = [orjson.loads(line) for line in z.read("manifest.jsonl").splitlines()]
         files = [n for n in z.namelist() if n.startswith("files/")]
-    assert lines[0]["t"] == "header" and lines[0]["version"] == archive_format.VERSION == 2 and lines[-1]["t"] == "end"
+    assert lines[0]["t"] == "header" and lines[0]["version"] == archive_format.VERSION == 3 and lines[-1]["t"] == "end"
     assert lines[0]["org"]["edit_window_seconds"] == 3600
     assert not any("secret of the other org" in json.dumps(line) for line in lines)
     assert {line["email"] for line in lines if line["t"] == "user"} == {p.email for p in source["people"]}
@@ -329,12 +333,22 @@ def _first_version(archive: Path, out: Path) -> None:
                 old.writestr(name, full.read(name))
                 continue
             lines = [orjson.loads(line) for line in full.read(name).splitlines()]
-            lines = [line for line in lines if line["t"] not in NEW_TABLES]
+            lines = [line for line in lines if line["t"] not in NEW_TABLES + V3_TABLES]
+            # Follows came before rules, and knew neither rules nor fields.
+            follows = [line for line in lines if line["t"] == "follow"]
+            lines = [line for line in lines if line["t"] != "follow"]
+            at = next(i for i, line in enumerate(lines) if line["t"] == "rule")
+            lines[at:at] = follows
             lines[0]["version"] = 1
             del lines[0]["org"]["edit_window_seconds"]
             counts: dict[str, int] = {}
             for line in lines[1:-1]:
                 line.pop("edited_at", None)
+                for key in V3_FIELDS.get(line["t"], ()):
+                    line.pop(key, None)
+                if line["t"] == "notification_settings":
+                    for key in [k for k in line if k not in ("t", "user_id", "mention_emails", "batch_window_seconds")]:
+                        del line[key]
                 counts[line["t"]] = counts.get(line["t"], 0) + 1
             lines[-1]["counts"] = counts
             old.writestr(name, b"".join(orjson.dumps(line) + b"\n" for line in lines))
@@ -413,3 +427,59 @@ async def test_pins_the_org_feed_has_no_place_for_are_left_out_and_told(client, 
     assert [p["body"] for p in (await owner.get(f"{dst}/pins")).json()["pinned"]] == [f"House rule {n}" for n in range(4, -1, -1)]
     team = next(g for g in (await twins[0].get(f"{dst}/groups")).json()["groups"] if g["name"] == "Team")
     assert [p["body"][:5] for p in (await twins[0].get(f"{dst}/pins?group_id={team['id']}")).json()["pinned"]] == ["Plans"]
+
+
+async def test_notification_choices_follow_fields_rules_mutes_and_dormancy_notices_come_along(client, settings, services, tmp_path):
+    """F-OPS-3: every notification setting, the fields a follow cares about and the rule that made it,
+    a rule's fields, mutes on the new targets, and who was told a record went dormant (else they would
+    be told again); when the next digest falls due is this org's to plan."""
+    source = await _source_org(client, settings)
+    alice, bob, carol = source["people"]
+    src = f"/api/v1/orgs/{source['slug']}"
+    choices = {"channels": {"group_post": {"push": True}, "reaction": {"in_app": False}}, "quiet_hours": {"start": "22:00", "end": "07:00"},
+               "time_zone": "Europe/Paris", "digest": {"frequency": "weekly", "hour": 7, "weekday": 4}, "dormant_days": 30,
+               "record_merge_seconds": 300, "batch_window_seconds": 120}
+    assert (await carol.patch(f"{src}/notification-settings", json=choices)).status_code == 200
+    [deal] = [r for r in (await carol.get(f"{src}/followed-records")).json()["records"] if r["crm_id"] == "D-1"]
+    assert (await carol.put(f"{src}/records/{deal['id']}/follow", json={"fields": ["Stage"]})).status_code == 200
+    for kind, target in (("record", deal["id"]), ("group", source["team"]), ("post", source["plans"])):
+        assert (await carol.put(f"{src}/mutes/{kind}/{target}")).status_code == 200, kind
+    rule = {"name": "Amounts", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 1},
+            "followers": {"creator": False, "users": [bob.id]}, "fields": ["Amount"]}
+    assert (await alice.post(f"{src}/rules", json=rule)).status_code == 201
+    token = (await alice.post(f"{src}/integrations", json={"name": "CRM again"})).json()["token"]
+    r = await client.post(f"{src}/integration/record-events", headers={"authorization": f"Bearer {token}"},
+                          json={"events": [{"event_id": "x1", "type": "edited", "module": "Deals", "record": {"id": "D-1", "fields": {"Amount": 12}}}]})
+    assert r.status_code == 200, r.text
+    told = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    async with org_session(services.sessions, alice.orgs[source["slug"]]["id"]) as session:
+        session.add(DormancyNotice(record_id=deal["id"], user_id=carol.id, last_activity_at=told))
+        await session.commit()
+    archive = tmp_path / "export.zip"
+    assert await data_cli.export_org(settings, source["slug"], str(archive)) == 0
+    with zipfile.ZipFile(archive) as z:
+        tables = [orjson.loads(line)["t"] for line in z.read("manifest.jsonl").splitlines()]
+    assert tables.index("rule") < tables.index("follow"), "a follow names its rule: rules come first"
+
+    owner, slug, twins = await _target(client, source)
+    assert await data_cli.import_org(settings, slug, str(archive), _mapping(tmp_path, source, twins), None) == 0
+    alice2, bob2, carol2 = twins
+    dst, target_id = f"/api/v1/orgs/{slug}", owner.orgs[slug]["id"]
+    assert (await carol2.get(f"{dst}/notification-settings")).json() == (await carol.get(f"{src}/notification-settings")).json()
+    [deal2] = [r for r in (await carol2.get(f"{dst}/followed-records")).json()["records"] if r["crm_id"] == "D-1"]
+    assert (await carol2.get(f"{dst}/records/{deal2['id']}")).json()["follow"] == {"source": "manual", "rule_id": None, "fields": ["Stage"]}
+    [rule2] = [r for r in (await alice2.get(f"{dst}/rules")).json()["created_by_me"] if r["name"] == "Amounts"]
+    assert rule2["fields"] == ["Amount"]
+    assert (await bob2.get(f"{dst}/records/{deal2['id']}")).json()["follow"] == {"source": "rule", "rule_id": rule2["id"], "fields": ["Amount"]}
+    team2 = next(g for g in (await alice2.get(f"{dst}/groups")).json()["groups"] if g["name"] == "Team")
+    plans2 = _item(await _pages(carol2, f"{dst}/feed", "items"), "Plans")
+    mutes2 = {(m["kind"], m["id"]): m["label"] for m in (await carol2.get(f"{dst}/mutes")).json()["mutes"]}
+    mutes1 = {m["kind"]: m["label"] for m in (await carol.get(f"{src}/mutes")).json()["mutes"]}
+    assert {k: v[:12] for k, v in mutes2.items()} == {
+        ("record", deal2["id"]): mutes1["record"], ("group", team2["id"]): mutes1["group"], ("post", plans2["id"]): "Plans: final"}
+    async with org_session(services.sessions, target_id) as session:
+        notices = (await session.execute(select(DormancyNotice.record_id, DormancyNotice.user_id, DormancyNotice.last_activity_at))).all()
+        due = (await session.execute(select(NotificationSettings.digest_due_at).where(NotificationSettings.user_id == carol2.id))).scalar_one()
+        rules_of_follows = set((await session.execute(select(Follow.rule_id).where(Follow.rule_id.is_not(None)))).scalars())
+    assert [(r, u, at.astimezone(timezone.utc)) for r, u, at in notices] == [(deal2["id"], carol2.id, told)]
+    assert due is None and rules_of_follows == {rule2["id"]}

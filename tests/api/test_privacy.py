@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -11,9 +12,12 @@ from sqlalchemy import select
 
 from feeds_server.cli import data as data_cli
 from feeds_server.store.base import Base
-from feeds_server.store.models import Attachment, Event
+from feeds_server.store.models import Attachment, DormancyNotice, Event, Mute, Notification, Presence, PushJob, PushSubscription
 from feeds_server.store.scope import org_session
 from tests import factory
+from tests.notify.push_service import browser_subscription
+
+TOLD_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 async def _org_around_bob(client, settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -69,13 +73,13 @@ async def test_a_person_exports_their_own_data_and_no_one_elses(client, settings
     r = await bob.get("/api/v1/me/export")
     assert r.status_code == 200, r.text
     data = r.json()
-    assert data["account"]["email"] == bob.email and data["version"] == 1
+    assert data["account"]["email"] == bob.email and data["version"] == 2
     [mine] = [o for o in data["orgs"] if o["org"]["slug"] == world["slug"]]
     assert [p["body"] for p in mine["posts"]] == ["My CV"]
     assert mine["posts"][0]["attachments"][0]["download"] == f"{b}/attachments/{world['bobs_post']['attachments'][0]['id']}"
     assert [p["body"] for p in mine["messages_received"]] == ["Between us"]
     assert [c["body"] for c in mine["comments"]] == ["You are welcome"]
-    assert {n["kind"] for n in mine["notifications"]} == {"mention", "record_owned"}
+    assert {n["kind"] for n in mine["notifications"]} == {"mention", "private_message", "record_owned"}
     assert [f["record"]["crm_id"] for f in mine["follows"]] == ["D-1"]
     assert [r["name"] for r in mine["rules"]] == ["Mine"]
     assert mine["membership"]["profile"] == "Standard" and mine["sign_ins"][0]["ip"] == "127.0.0.1"
@@ -192,3 +196,91 @@ async def test_an_admin_erases_a_member_in_their_own_org_only(client, settings):
     mine = (await bob.get(f"/api/v1/orgs/{elsewhere['slug']}/feed")).json()["items"]
     assert [i["body"] for i in mine] == ["Bob elsewhere"]
     assert (await carol.post(f"{b}/members/{bob.id}/erase")).status_code == 404
+
+
+async def _steering_bob(client, settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Bob's choices in an org: settings of every kind, a mute, a browser for pushes, a follow of some
+    fields, a rule with fields; Ann and the owner mention him and he mentions them."""
+    owner, ann, bob, org = await factory.team(client, settings.mail_dir)
+    b = factory.org_path(org)
+    token = (await owner.post(f"{b}/integrations", json={"name": "CRM"})).json()["token"]
+    r = await client.post(f"{b}/integration/record-events", headers={"authorization": f"Bearer {token}"}, json={"events": [
+        {"event_id": "e1", "type": "created", "module": "Deals", "record": {"id": "D-1", "name": "Quiet deal", "owner_email": owner.email}}]})
+    record_id = r.json()["results"][0]["record_id"]
+    snooze = (datetime.now(timezone.utc) + timedelta(days=30)).replace(microsecond=0)
+    choices = {"channels": {"group_post": {"push": True}}, "quiet_hours": {"start": "22:00", "end": "07:00"}, "time_zone": "Europe/Paris",
+               "snooze_until": snooze.isoformat(), "digest": {"frequency": "daily", "hour": 7}, "dormant_days": 30,
+               "record_merge_seconds": 120}
+    r = await bob.patch(f"{b}/notification-settings", json=choices)
+    assert r.status_code == 200, r.text
+    assert (await bob.put(f"{b}/mutes/record/{record_id}")).status_code == 200
+    sub = browser_subscription("https://push.example.com/send/bobs-browser")
+    assert (await bob.post(f"{b}/push-subscriptions", json=sub, headers={"user-agent": "Bob's browser"})).status_code == 201
+    assert (await ann.post(f"{b}/push-subscriptions", json=browser_subscription("https://push.example.com/send/anns"))).status_code == 201
+    assert (await bob.put(f"{b}/records/{record_id}/follow", json={"fields": ["Stage"]})).status_code == 200
+    rule = {"name": "Mine", "module": "Deals", "criteria": {"field": "Amount", "type": "number", "op": "gt", "value": 1}, "fields": ["Amount"]}
+    assert (await bob.post(f"{b}/rules", json=rule)).status_code == 201
+    assert (await ann.post(f"{b}/posts", json={"body": f"Hello @[user:{bob.id}]"})).status_code == 201
+    assert (await bob.post(f"{b}/posts", json={"body": f"Ping @[user:{ann.id}]"})).status_code == 201
+    assert (await bob.post(f"{b}/posts", json={"body": f"Pong @[user:{ann.id}]"})).status_code == 201
+    assert (await owner.post(f"{b}/posts", json={"body": f"Ann, ask {bob.name} @[user:{ann.id}]"})).status_code == 201
+    assert (await owner.post(f"{b}/posts", json={"body": f"Ann, see @[user:{ann.id}]"})).status_code == 201
+    return {"owner": owner, "ann": ann, "bob": bob, "org": org, "b": b, "record_id": record_id, "snooze": snooze}
+
+
+async def test_a_persons_export_holds_their_notification_choices_mutes_browsers_and_reasons(client, settings, services):
+    """F-OPS-3: everything a person chose about notifications, and why each notification came."""
+    world = await _steering_bob(client, settings)
+    bob, org, record_id = world["bob"], world["org"], world["record_id"]
+    async with org_session(services.sessions, org["id"]) as session:
+        session.add(DormancyNotice(record_id=record_id, user_id=bob.id, last_activity_at=TOLD_AT))
+        await session.commit()
+    data = (await bob.get("/api/v1/me/export")).json()
+    [mine] = [o for o in data["orgs"] if o["org"]["slug"] == org["slug"]]
+    chosen = mine["notification_settings"]
+    assert chosen["channels"]["group_post"]["push"] is True and chosen["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert chosen["time_zone"] == "Europe/Paris" and datetime.fromisoformat(chosen["snooze_until"]) == world["snooze"]
+    assert chosen["digest"]["frequency"] == "daily" and chosen["digest"]["hour"] == 7
+    assert chosen["dormant_days"] == 30 and chosen["record_merge_seconds"] == 120
+    assert "digest_sent_until" in chosen and "digest_due_at" in chosen
+    assert [(m["kind"], m["id"]) for m in mine["mutes"]] == [("record", record_id)]
+    [browser] = mine["push_subscriptions"]
+    assert browser["endpoint"] == "https://push.example.com/send/bobs-browser" and browser["user_agent"] == "Bob's browser"
+    assert "auth" not in browser and "p256dh" not in browser and browser["created_at"]
+    assert [(d["record_id"], d["record_last_activity_at"][:10]) for d in mine["dormancy_notices"]] == [(record_id, "2026-01-02")]
+    [mention] = [n for n in mine["notifications"] if n["kind"] == "mention"]
+    assert mention["reason"]["code"] == "mentioned" and "updated_at" in mention and "record_id" in mention
+    [follow] = mine["follows"]
+    assert follow["fields"] == ["Stage"] and follow["rule_id"] is None and follow["source"] == "manual"
+    assert [(r["name"], r["fields"]) for r in mine["rules"]] == [("Mine", ["Amount"])]
+
+
+async def test_erasing_a_member_takes_pushes_of_what_they_did_and_their_mutes_notices_and_presence(client, settings, services):
+    """A waiting push, a held one and a dead letter of what Bob did carry his name and words: they go.
+    So do others' pushes naming him, his mutes, dormancy notices, browsers and live-connection marks;
+    Ann's other pushes stay."""
+    world = await _steering_bob(client, settings)
+    owner, ann, bob, org, record_id = world["owner"], world["ann"], world["bob"], world["org"], world["record_id"]
+    async with org_session(services.sessions, org["id"]) as session:
+        session.add(DormancyNotice(record_id=record_id, user_id=bob.id, last_activity_at=TOLD_AT))
+        session.add(Presence(user_id=bob.id, node="node-1", live_until=TOLD_AT))
+        by_bob = list((await session.execute(
+            select(PushJob.id).join(Notification, Notification.id == PushJob.notification_id).where(Notification.actor_id == bob.id).order_by(PushJob.id)
+        )).scalars())
+        assert len(by_bob) == 2
+        # One is a dead letter (its payload kept for an operator), the other held until quiet hours end.
+        await session.execute(PushJob.__table__.update().where(PushJob.id == by_bob[0]).values(status="failed"))
+        await session.execute(PushJob.__table__.update().where(PushJob.id == by_bob[1]).values(next_attempt_at=datetime.now(timezone.utc) + timedelta(days=1)))
+        payloads = [p for p in (await session.execute(select(PushJob.payload).where(PushJob.user_id == ann.id))).scalars()]
+        assert sum(bob.name in str(p) for p in payloads) == 3
+        await session.commit()
+
+    r = await owner.post(f"{world['b']}/members/{bob.id}/erase")
+    assert r.status_code == 200, r.text
+
+    async with org_session(services.sessions, org["id"]) as session:
+        jobs = (await session.execute(select(PushJob.user_id, PushJob.payload))).all()
+        for model in (Mute, DormancyNotice, Presence, PushSubscription):
+            assert (await session.execute(select(model).where(model.user_id == bob.id))).first() is None, model.__name__
+    assert all(bob.name not in str(payload) for _, payload in jobs)
+    assert [payload["body"] for user, payload in jobs if user == ann.id] == [f"Ann, see @{ann.name}"]

@@ -16,7 +16,7 @@ from feeds_server.realtime.history import recover
 from feeds_server.store.models import Event, User
 from feeds_server.store.scope import org_session
 from tests import factory
-from tests.api.records_helpers import crm, ev, items, send  # noqa: F401 - `crm` is a fixture
+from tests.api.records_helpers import crm, ev, items, send, set_merge_seconds  # noqa: F401 - `crm` is a fixture
 
 
 async def test_owner_follows_automatically_and_sees_created_edited_deleted_with_a_business_card(crm):
@@ -39,8 +39,11 @@ async def test_owner_follows_automatically_and_sees_created_edited_deleted_with_
     assert edited["author"]["id"] == crm["manager"].id
     assert await items(crm["manager"], crm) == []  # not a follower
     notes = (await rep.get(f"{crm['b']}/notifications")).json()
-    assert notes["unread"] == 3 and {n["kind"] for n in notes["notifications"]} == {"record_owned"}
+    # Three changes within the owner's merge window: one notification listing them.
+    assert notes["unread"] == 1 and {n["kind"] for n in notes["notifications"]} == {"record_owned"}
     assert notes["notifications"][0]["data"]["record"]["crm_id"] == "D-1"
+    assert notes["notifications"][0]["data"]["count"] == 3
+    assert [c["change"] for c in notes["notifications"][0]["data"]["changes"]] == ["created", "edited", "deleted"]
 
 
 async def test_the_business_card_shows_the_key_fields_the_crm_names_in_its_order(crm):
@@ -88,7 +91,8 @@ async def test_a_replayed_batch_creates_nothing_twice(crm):
     assert [r["status"] for r in again.json()["results"]] == ["duplicate"] * 3
     got = await items(rep, crm)
     assert len(got) == 2 and got[0]["comment_count"] == 1
-    assert (await rep.get(f"{crm['b']}/notifications")).json()["unread"] == 3
+    notes = (await rep.get(f"{crm['b']}/notifications")).json()
+    assert notes["unread"] == 1 and notes["notifications"][0]["data"]["count"] == 3  # merged within the window
 
 
 async def test_a_batch_notifies_each_follower_in_one_event_that_recovery_replays(crm, services):
@@ -96,6 +100,7 @@ async def test_a_batch_notifies_each_follower_in_one_event_that_recovery_replays
     their notifications oldest first, after the items they point to; recovery of their channel replays
     it in order, once, and a replayed batch adds nothing."""
     rep, manager = crm["rep"], crm["manager"]
+    await set_merge_seconds(rep, crm, 0)  # each change a notification of its own
     batch = [
         ev("n1", name="One", owner_email=rep.email, actor_email=manager.email),
         ev("n2", crm_id="D-2", name="Two", owner_email=rep.email, actor_email=manager.email),

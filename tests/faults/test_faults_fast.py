@@ -4,6 +4,12 @@ Two real nodes (bench/faults/node.py), a redis-server of the test's own on a fre
 machine's Redis), a fresh PostgreSQL database, real WebSocket clients that reconnect and recover
 as the Centrifuge SDKs do. Every scenario must count 0 lost, 0 duplicates, 0 out-of-order and
 0 leaks; its time bounds are checked by the bench command, not here.
+
+The longest scenarios run here shortened (Redis restarted, both nodes restarted) or not at all:
+the slow reader needs two phases of several seconds around the 5 s stall bound, and Redis frozen
+repeats the restart's lesson with a hang instead of a refusal. Both run at the size these tests
+once had with `python -m bench.faults slow-reader redis-freeze redis-restart restart-both --small`;
+what closes a slow reader is tested without a cluster in test_slow_client.py.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from tests.conftest import unavailable
 
 
 def _args(**kw: float) -> argparse.Namespace:
-    base = {"clients": 60, "members": 6, "rate": 10.0, "seconds": 6.0, "freeze": 2.0, "cycles": 1000, "slow_queries": 100, "mentions": 300}
+    base = {"clients": 60, "members": 6, "rate": 10.0, "seconds": 6.0, "freeze": 2.0, "cycles": 1000, "slow_queries": 100,
+            "mentions": 300, "lead": 3.0, "after": 5.0, "redis_down": 2.0}
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -51,34 +58,25 @@ def _clean(result: Result) -> None:
 
 async def test_kill_9_of_a_node_loses_nothing(cluster):
     await cluster.setup(4)
-    _clean(await node_loss(cluster, 60, 10.0, 6.0, signal.SIGKILL))
+    _clean(await node_loss(cluster, 60, 10.0, 4.5, signal.SIGKILL))
 
 
 async def test_sigterm_moves_clients_to_the_other_node(cluster):
     await cluster.setup(4)
-    _clean(await node_loss(cluster, 60, 10.0, 6.0, signal.SIGTERM))
+    _clean(await node_loss(cluster, 60, 10.0, 4.5, signal.SIGTERM))
 
 
-async def test_redis_frozen_and_restarted(cluster):
+async def test_redis_restarted_then_both_nodes_restarted(cluster):
+    """One cluster for both: the nodes that re-subscribed after Redis came back are then restarted."""
     await cluster.setup(4)
-    _clean(await scenarios.redis_freeze(cluster, _args(seconds=3.0)))
-    _clean(await scenarios.redis_restart(cluster, _args(seconds=3.0)))
-
-
-async def test_a_client_that_stops_reading_is_closed_as_slow(cluster):
-    await cluster.setup(5)
-    _clean(await scenarios.slow_reader(cluster, _args(clients=50, seconds=12.0)))
+    _clean(await scenarios.redis_restart(cluster, _args(clients=40, seconds=0.0, lead=1.0, redis_down=1.0)))
+    _clean(await scenarios.restart_both(cluster, _args(clients=40, lead=1.0, after=2.0)))
 
 
 async def test_connect_close_churn_and_closing_during_slow_queries_leak_nothing(cluster):
     await cluster.setup(4)
     _clean(await scenarios.churn(cluster, _args()))
     _clean(await scenarios.slow_query(cluster, _args()))
-
-
-async def test_both_nodes_restarted(cluster):
-    await cluster.setup(4)
-    _clean(await scenarios.restart_both(cluster, _args(clients=100)))
 
 
 async def test_notifier_under_smtp_faults_and_worker_kills_sends_each_email_once():

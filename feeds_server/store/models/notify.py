@@ -52,7 +52,19 @@ class NotificationSettings(OrgOwned, Base):
     """
 
     __tablename__ = "notification_settings"
-    __table_args__ = (PrimaryKeyConstraint("org_id", "user_id"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("org_id", "user_id"),
+        Index("ix_notification_settings_digest_due", "digest_due_at", postgresql_where=text("digest <> 'off'"), sqlite_where=text("digest <> 'off'")),
+        Index(
+            "ix_notification_settings_dormant", "org_id", "dormant_days",
+            postgresql_where=text("dormant_days IS NOT NULL"), sqlite_where=text("dormant_days IS NOT NULL"),
+        ),
+        # Who chose group posts at all (off by default): actions/notifications.py `GROUP_POST_CHOSEN`.
+        Index(
+            "ix_notification_settings_group_post", "org_id",
+            postgresql_where=text("channels ? 'group_post'"), sqlite_where=text("""channels LIKE '%"group_post"%'"""),
+        ),
+    )
 
     user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id", ondelete="CASCADE"))
     mention_emails: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -66,7 +78,11 @@ class NotificationSettings(OrgOwned, Base):
     digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
     digest_weekday: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     digest_sent_until: Mapped[datetime | None]
+    # When the next digest falls due (None: not yet scheduled; notify/digests.py sets it).
+    digest_due_at: Mapped[datetime | None]
     dormant_days: Mapped[int | None] = mapped_column(Integer)
+    # When dormancy was turned on or its days changed: only records that go quiet after it are told.
+    dormant_since: Mapped[datetime | None]
     record_merge_seconds: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
 
 

@@ -6,6 +6,7 @@ import { confirmButton, formatValue, h, timeAgo, toast } from './dom.js';
 import { commentBox } from './composer.js';
 import { editButton, editedMarker } from './edits.js';
 import { pinToggle, saveToggle } from './marks.js';
+import { reasonLine } from './reasons.js';
 import { reactionBar } from './reactions.js';
 import { renderAttachments } from './previews.js';
 import { session } from './session.js';
@@ -138,6 +139,9 @@ export function renderItem(post, { missed = false, expanded = false } = {}) {
     h('a', { href: orgHref(`/post/${post.id}`), class: 'when' }, timeAgo(post.created_at)),
     editedMarker('post', post));
   item.append(head);
+  // Why the reader has it, with the matching stop action (feed reads only; live copies are shared).
+  const why = reasonLine(post.reason, { record, group: post.group, postId: post.id });
+  if (why) item.append(why);
   item.append(h('div', { class: 'text' }, renderSegments(post.segments)));
   if (record) item.append(recordCard(record, post.data.fields));
   const files = renderAttachments(post); // thumbnails, the image viewer and downloads (previews.js)

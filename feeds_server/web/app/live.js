@@ -108,6 +108,11 @@ export async function connect(slug) {
   });
   c.on('publication', (ctx) => {
     const data = ctx.data;
+    // An org's unread count (docs/realtime.md): a number only, no sequence and no replay.
+    if (data && typeof data.seq !== 'number' && typeof data.org === 'string' && typeof data.unread === 'number') {
+      emit({ type: 'org.unread', payload: { org: data.org, unread: data.unread } }, { missed: false });
+      return;
+    }
     if (!data || typeof data.seq !== 'number' || !remember(data.seq)) return;
     if (resume && data.type !== 'notifications.read') resume.count += 1;
     emit(data, { missed: Boolean(resume) });

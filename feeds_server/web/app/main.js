@@ -5,11 +5,12 @@
 import { api, auth, whenSignedOut } from './api.js';
 import { clear, h, icon, toast } from './dom.js';
 import * as live from './live.js';
+import { forgetPush, unsubscribeBrowser } from './push.js';
 import { session } from './session.js';
 import { renderForgotPassword, renderResetPassword, renderSignIn, renderSignUp, renderVerifyEmail } from './views/auth.js';
 import { renderAdmin } from './views/admin.js';
 import { renderGroup, renderGroups } from './views/groups.js';
-import { renderInvitationLink, renderOrgs } from './views/orgs.js';
+import { renderInvitationLink, renderOrgs, switcherLabel, watchOrgCounts } from './views/orgs.js';
 import { renderNotifications } from './views/notifications.js';
 import { renderPost, renderWall } from './views/wall.js';
 import { renderRecord, renderRecords } from './views/records.js';
@@ -181,7 +182,8 @@ function setUnread(count) {
 live.onEvent((data) => {
   if (data.type === 'notifications.created') {
     unreadChanges += 1;
-    setUnread(unread + data.payload.notifications.length);
+    // A merged burst comes again with the same id (data.count > 1): it is counted already.
+    setUnread(unread + data.payload.notifications.filter((n) => !(n.data?.count > 1)).length);
   } else if (data.type === 'notifications.read') {
     unreadChanges += 1;
     setUnread(data.payload.unread);
@@ -253,8 +255,7 @@ function renderTop(page) {
   if (session.me.orgs.length) {
     const select = h('select', { id: 'org-switch', 'aria-label': 'Switch org' },
       !org ? h('option', { value: '' }, 'Choose an org…') : null,
-      session.me.orgs.map((m) => h('option', { value: m.org.slug, selected: org && m.org.slug === org.slug },
-        m.is_default ? `${m.org.name} (default)` : m.org.name)));
+      session.me.orgs.map((m) => h('option', { value: m.org.slug, selected: org && m.org.slug === org.slug }, switcherLabel(m, org?.slug))));
     // Switching orgs needs no new sign-in; it opens a connection for the other org (F-ORG-6).
     select.addEventListener('change', () => { if (select.value) go(`#/org/${encodeURIComponent(select.value)}/feed`); });
     left.append(select);
@@ -267,7 +268,7 @@ function renderTop(page) {
       navLink(org.slug, 'saved', 'Saved', page === 'saved'),
       navLink(org.slug, 'records', 'Records', page === 'records' || page === 'record'),
       navLink(org.slug, 'rules', 'Rules', page === 'rules'),
-      org.isAdmin ? navLink(org.slug, 'admin', 'Admin', page === 'admin') : null,
+      org.isAdmin ? navLink(org.slug, 'admin', 'Admin', page === 'admin') : '',
     );
   }
   const invites = session.me.invitations.length;
@@ -284,13 +285,15 @@ function renderTop(page) {
   drawStatus(live.state);
 }
 
-function signOut() {
+async function signOut() {
+  await forgetPush().catch(() => { /* signing out goes on whatever happens to push */ });
   // The request takes the token with it before this side forgets it.
   api.post('/auth/signout').catch(() => { /* signed out on this side anyway */ });
   signedOut();
 }
 
 function signedOut() {
+  unsubscribeBrowser().catch(() => { /* nothing to unsubscribe, or the browser refused */ });
   auth.token = null;
   session.clear();
   live.disconnect();
@@ -303,6 +306,7 @@ whenSignedOut(() => {
   signedOut();
 });
 
+watchOrgCounts();
 session.onChange(() => renderTop(parseHash().parts[2] || (session.org ? 'feed' : undefined)));
 window.addEventListener('hashchange', route);
 route();

@@ -5,8 +5,10 @@ field-level follows, merged record bursts and dormancy notices.
 on/off for each kind and channel, `{"kind": {"channel": bool}}`; absent = default), `snooze_until`,
 quiet hours (`quiet_start_minute`, `quiet_end_minute`: minutes after local midnight, both or neither),
 `time_zone` (NULL: the org's), the digest (`digest` off | daily | weekly, at `digest_hour` on
-`digest_weekday` for weekly, Monday = 0; `digest_sent_until` is the end of the last period queued),
-`dormant_days` (NULL: no dormancy notices) and `record_merge_seconds` (bursts of changes to one
+`digest_weekday` for weekly, Monday = 0; `digest_sent_until` is the end of the last period queued,
+`digest_due_at` when the next one falls due: NULL until the scheduler has seen the choice),
+`dormant_days` (NULL: no dormancy notices; `dormant_since`: when it was turned on or last changed,
+only records going quiet after that are told) and `record_merge_seconds` (bursts of changes to one
 record notify once per window).
 
 `push_subscriptions`: a browser's Web Push subscription (RFC 8030/8291) for one person in one org;
@@ -61,10 +63,26 @@ def upgrade() -> None:
         sa.Column('digest_hour', sa.Integer(), nullable=False, server_default='8'),
         sa.Column('digest_weekday', sa.Integer(), nullable=False, server_default='0'),
         sa.Column('digest_sent_until', When, nullable=True),
+        sa.Column('digest_due_at', When, nullable=True),
         sa.Column('dormant_days', sa.Integer(), nullable=True),
+        sa.Column('dormant_since', When, nullable=True),
         sa.Column('record_merge_seconds', sa.Integer(), nullable=False, server_default='60'),
     ):
         op.add_column('notification_settings', column)
+    # The digest scheduler's and the dormancy step's one query each: only rows that chose them.
+    op.create_index(
+        'ix_notification_settings_digest_due', 'notification_settings', ['digest_due_at'],
+        postgresql_where=sa.text("digest <> 'off'"), sqlite_where=sa.text("digest <> 'off'"),
+    )
+    op.create_index(
+        'ix_notification_settings_dormant', 'notification_settings', ['org_id', 'dormant_days'],
+        postgresql_where=sa.text('dormant_days IS NOT NULL'), sqlite_where=sa.text('dormant_days IS NOT NULL'),
+    )
+    # Whether anyone in an org chose group posts (off by default): the post writer asks per batch.
+    op.create_index(
+        'ix_notification_settings_group_post', 'notification_settings', ['org_id'],
+        postgresql_where=sa.text("channels ? 'group_post'"), sqlite_where=sa.text("channels LIKE '%\"group_post\"%'"),
+    )
     op.add_column('notifications', sa.Column('reason', Json, nullable=True))
     op.add_column('notifications', sa.Column('record_id', BigId, nullable=True))
     op.add_column('notifications', sa.Column('updated_at', When, nullable=True))
@@ -168,6 +186,9 @@ def downgrade() -> None:
     op.drop_index('ix_notifications_record', 'notifications')
     for name in ('updated_at', 'record_id', 'reason'):
         op.drop_column('notifications', name)
-    for name in ('record_merge_seconds', 'dormant_days', 'digest_sent_until', 'digest_weekday', 'digest_hour', 'digest',
+    op.drop_index('ix_notification_settings_group_post', 'notification_settings')
+    op.drop_index('ix_notification_settings_dormant', 'notification_settings')
+    op.drop_index('ix_notification_settings_digest_due', 'notification_settings')
+    for name in ('record_merge_seconds', 'dormant_since', 'dormant_days', 'digest_due_at', 'digest_sent_until', 'digest_weekday', 'digest_hour', 'digest',
                  'time_zone', 'quiet_end_minute', 'quiet_start_minute', 'snooze_until', 'channels'):
         op.drop_column('notification_settings', name)

@@ -3,7 +3,83 @@
 
 import { api } from '../api.js';
 import { errorBox, field, formatDate, h, toast } from '../dom.js';
+import * as live from '../live.js';
 import { session } from '../session.js';
+
+// Unread notifications per org (counts only: nothing of their content crosses orgs). Read from
+// GET /me (each org's `unread`), kept current by the `$counts` publications of the open org's
+// connection (docs/realtime.md), and read again on each (re)connection and when the window
+// regains focus.
+const unreadBySlug = new Map();
+const FOCUS_REFRESH_MS = 2000;
+let lastRefresh = 0;
+
+function rememberCounts(me) {
+  if (me) lastRefresh = Date.now();
+  for (const m of me?.orgs || []) {
+    const n = m.unread ?? m.org?.unread;
+    if (typeof n === 'number') unreadBySlug.set(m.org.slug, n);
+  }
+}
+
+/** An org's unread count as last heard, 0 when unknown. */
+export function orgUnread(slug) {
+  return unreadBySlug.get(slug) || 0;
+}
+
+/** The switcher's words for an org: its name, "(default)", and the unread count of another org. */
+export function switcherLabel(m, openSlug) {
+  const name = m.is_default ? `${m.org.name} (default)` : m.org.name;
+  const n = m.org.slug === openSlug ? 0 : orgUnread(m.org.slug);
+  return n ? `${name} · ${n} unread` : name;
+}
+
+/** Rewrite the counts where they show (the switcher's options, the orgs page) without a redraw. */
+function paintCounts() {
+  const openSlug = session.org?.slug;
+  for (const m of session.me?.orgs || []) {
+    const option = document.querySelector(`#org-switch option[value="${CSS.escape(m.org.slug)}"]`);
+    if (option) option.textContent = switcherLabel(m, openSlug);
+    const badge = document.querySelector(`.org-unread[data-org="${CSS.escape(m.org.slug)}"]`);
+    if (badge) {
+      const n = orgUnread(m.org.slug);
+      badge.textContent = `${n} unread`;
+      badge.hidden = n === 0;
+    }
+  }
+}
+
+async function refreshCounts() {
+  if (!session.me || Date.now() - lastRefresh < FOCUS_REFRESH_MS) return;
+  lastRefresh = Date.now();
+  try {
+    rememberCounts(await api.get('/me'));
+    paintCounts();
+  } catch { /* the counts keep their numbers */ }
+}
+
+/** A counts publication: `{org, unread}` as it is or as the payload of an event. */
+function countOf(data) {
+  const p = data?.payload && typeof data.payload === 'object' ? data.payload : data;
+  if (!p || typeof p.org !== 'string' || typeof p.unread !== 'number') return null;
+  return { slug: p.org, unread: p.unread };
+}
+
+/** Keep the per-org counts current for the whole life of the page (called once). */
+export function watchOrgCounts() {
+  session.onChange(() => rememberCounts(session.me));
+  live.onEvent((data) => {
+    const count = countOf(data);
+    if (count) {
+      unreadBySlug.set(count.slug, Math.max(0, count.unread));
+      paintCounts();
+    }
+  });
+  // Counts have no history: each (re)connection reads them again.
+  live.onStatus((state) => { if (state.status === 'live') refreshCounts(); });
+  window.addEventListener('focus', refreshCounts);
+  document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') refreshCounts(); });
+}
 
 export function renderOrgs(main, { go }) {
   const me = session.me;
@@ -39,6 +115,7 @@ export function renderOrgs(main, { go }) {
         h('div', {},
           h('a', { href: `#/org/${encodeURIComponent(m.org.slug)}/feed`, class: 'org-name' }, m.org.name),
           m.is_default ? h('span', { class: 'badge' }, 'Default') : null,
+          h('span', { class: 'count org-unread', dataset: { org: m.org.slug }, hidden: !orgUnread(m.org.slug) }, `${orgUnread(m.org.slug)} unread`),
           h('div', { class: 'muted small' }, `${m.org.slug} · ${m.profile.name}${m.role ? ` · ${m.role.name}` : ''} · ${m.org.edition}`)),
         m.is_default ? null : makeDefault));
     }

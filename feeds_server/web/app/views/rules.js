@@ -286,7 +286,7 @@ function followerSummary(f) {
   return parts.join(', ');
 }
 
-export async function renderRules(main) {
+export async function renderRules(main, { id } = {}) {
   const mine = h('ul', { class: 'rule-list' });
   const shared = h('ul', { class: 'rule-list' });
   const editorSlot = h('section', { class: 'panel', hidden: true });
@@ -303,7 +303,7 @@ export async function renderRules(main) {
   }
 
   function ruleRow(rule, own) {
-    return h('li', { class: 'rule' },
+    return h('li', { class: 'rule', dataset: { ruleId: String(rule.id) } },
       h('div', {},
         h('strong', {}, rule.name), ' ', h('span', { class: 'badge module' }, rule.module),
         h('div', { class: 'criteria-text' }, rule.criteria_text),
@@ -326,6 +326,7 @@ export async function renderRules(main) {
     if (!data.created_by_me.length) mine.append(h('li', { class: 'muted' }, 'You have created no rules.'));
     shared.replaceChildren(...data.shared_with_me.map((r) => ruleRow(r, false)));
     if (!data.shared_with_me.length) shared.append(h('li', { class: 'muted' }, 'No rule of someone else makes you follow records.'));
+    return data;
   }
 
   newButton.addEventListener('click', () => openEditor(null));
@@ -335,5 +336,9 @@ export async function renderRules(main) {
     editorSlot,
     h('section', { class: 'panel' }, h('h2', {}, 'Created by me'), mine),
     h('section', { class: 'panel' }, h('h2', {}, 'Shared with me'), shared));
-  await fill();
+  const data = await fill();
+  // #/org/<slug>/rules/<id> (a notification's "Edit the rule"): its editor, or its row when shared.
+  const wanted = id && data.created_by_me.find((r) => String(r.id) === id);
+  if (wanted) await openEditor(wanted);
+  else if (id) main.querySelector(`[data-rule-id="${CSS.escape(id)}"]`)?.classList.add('highlight');
 }
