@@ -1,7 +1,7 @@
 """Notifier throughput and outbox lag on PostgreSQL: emails to a local aiosmtpd, Web Push to a local
 push service, digests; one worker (the loops of `feeds-server notifier`, run in this process).
 
-    .venv/bin/python bench/notifier.py [--quick] [--push-concurrency N]
+    .venv/bin/python bench/notifier.py [--quick] [--push-concurrency N] [--push-origins K]
 
 Targets: ≥ 200 emails/s and ≥ 200 pushes/s with one worker; ≥ 100 digests sent/s; outbox lag p99
 ≤ 2 s at 50 mentions/s, for emails and for pushes.
@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select, update  # noqa: E402
+from sqlalchemy import event, func, select, update  # noqa: E402
 
 from bench.common import cpu_seconds, fresh_database, percentile  # noqa: E402
 from feeds_server import limits  # noqa: E402
@@ -124,6 +124,7 @@ async def setup(url: str, smtp_port: int, users: int) -> tuple[Services, int, li
     settings = _settings(url, smtp_port)
     services = Services.build(settings)
     services.mailer = SmtpMailer(settings)
+    Statements.watch(services)
     await upgrade(services.engine)
     now = services.clock()
     async with account_session(services.sessions) as s:
@@ -154,6 +155,19 @@ async def subscribe_all(services: Services, org_id: int, users: list[int], subs:
         assert (await s.execute(select(func.count()).select_from(Presence))).scalar_one() == 0
 
 
+class Statements:
+    """SQL statements this process sent (a figure a loaded machine does not blur)."""
+
+    count = 0
+
+    @classmethod
+    def watch(cls, services: Services) -> None:
+        def one(*_: Any) -> None:
+            cls.count += 1
+
+        event.listen(services.engine.sync_engine, "before_cursor_execute", one)
+
+
 @dataclass
 class Drain:
     """One loop run in burst mode over a filled outbox."""
@@ -162,6 +176,7 @@ class Drain:
     sent: int
     seconds: float
     cpu: float
+    statements: int = 0
 
     @property
     def rate(self) -> float:
@@ -171,11 +186,15 @@ class Drain:
     def cpu_ms_each(self) -> float:
         return 1000 * self.cpu / self.sent if self.sent else float("nan")
 
+    @property
+    def statements_each(self) -> float:
+        return self.statements / self.sent if self.sent else float("nan")
+
 
 async def _drain(loop: Any, services: Services, queued: int) -> Drain:
-    cpu, start = cpu_seconds(), time.perf_counter()
+    cpu, start, statements = cpu_seconds(), time.perf_counter(), Statements.count
     sent = await loop(services, burst=True)
-    return Drain(queued, sent, time.perf_counter() - start, cpu_seconds() - cpu)
+    return Drain(queued, sent, time.perf_counter() - start, cpu_seconds() - cpu, Statements.count - statements)
 
 
 async def _count(services: Services, model: Any, *where: Any) -> int:
@@ -335,9 +354,9 @@ async def digest_run(services: Services, org_id: int) -> tuple[Drain, Drain]:
             digest="daily", digest_hour=now.hour, digest_sent_until=now - timedelta(days=1), digest_due_at=now - timedelta(minutes=1),
         ))
     due = await _count(services, NotificationSettings, NotificationSettings.digest != "off")
-    cpu, start = cpu_seconds(), time.perf_counter()
+    cpu, start, statements = cpu_seconds(), time.perf_counter(), Statements.count
     queued = await digests.schedule(services)
-    scheduled = Drain(due, queued, time.perf_counter() - start, cpu_seconds() - cpu)
+    scheduled = Drain(due, queued, time.perf_counter() - start, cpu_seconds() - cpu, Statements.count - statements)
     sent = await _drain(worker.run, services, queued)
     sent.sent = await _count(services, EmailJob, EmailJob.kind == digests.KIND, EmailJob.status == "sent")
     print(f"digests due: {due}, queued: {queued}, sent: {sent.sent}")
@@ -361,28 +380,31 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--push-concurrency", type=int, help=f"pushes in flight (default limits.PUSH_CONCURRENCY, {limits.PUSH_CONCURRENCY})")
+    parser.add_argument("--push-origins", type=int, default=1, help="push services (origins) the subscriptions are spread over (default 1)")
     args = parser.parse_args()
     if args.push_concurrency:
         limits.PUSH_CONCURRENCY = args.push_concurrency
     n = 400 if args.quick else 2_000
     seconds = 10 if args.quick else 30
     smtp = SinkSmtp()
-    push: PushEndpoint | None = None
+    endpoints: list[PushEndpoint] = []
     async with fresh_database("feeds_bench_notifier") as url:
         services, org_id, people = await setup(url, smtp.port, n)
         try:
-            push = PushEndpoint(n, vapid.public_key(services.settings))
-            await subscribe_all(services, org_id, people[1:], push.subscriptions)
+            origins = max(1, args.push_origins)
+            endpoints = [PushEndpoint(len(range(k, n, origins)), vapid.public_key(services.settings)) for k in range(origins)]
+            subscriptions = [endpoints[i % origins].subscriptions[i // origins] for i in range(n)]  # neighbours at different origins
+            await subscribe_all(services, org_id, people[1:], subscriptions)
             emails, pushes = await throughput(services, org_id, people, n)
             email_lags, push_lags, push_unsent, posted = await lag(services, org_id, people, 50.0, seconds)
             await digest_activity(services, org_id, people)
             scheduled, digest_sent = await digest_run(services, org_id)
-            seen = push.stats()
+            seen = [endpoint.stats() for endpoint in endpoints]
         finally:
             await services.close()
             smtp.stop()
-            if push is not None:
-                push.stop()
+            for endpoint in endpoints:
+                endpoint.stop()
     pushed = pushes.sent + len(push_lags.created)
     print()
     print("| measure | value | target | ratio |")
@@ -401,9 +423,13 @@ async def main() -> None:
         print(f"\n{posted['failed']} mention(s) could not be posted; the first: {posted['first_failure']}")
     print(f"| worker CPU per email / push / digest sent (this process) | {emails.cpu_ms_each:.2f} / {pushes.cpu_ms_each:.2f} / {digest_sent.cpu_ms_each:.2f} ms | | |")
     print(f"| worker CPU per digest scheduled | {1000 * scheduled.cpu / max(scheduled.queued, 1):.2f} ms | | |")
-    print(f"| pushes the push service accepted (VAPID checked, decrypted) / refused | {seen['accepted']} of {pushed} / {seen['refused']} | all / 0 | |")
-    if seen["first_refusal"]:
-        print(f"\nfirst push refused: {seen['first_refusal']}")
+    print(f"| SQL statements per email / push / digest sent; per digest scheduled | {emails.statements_each:.2f} / {pushes.statements_each:.2f} / {digest_sent.statements_each:.2f}; {scheduled.statements_each:.3f} | | |")
+    accepted, refused = sum(e["accepted"] for e in seen), sum(e["refused"] for e in seen)
+    print(f"| pushes the push service{'s' if len(seen) > 1 else ''} ({len(seen)} origin{'s' if len(seen) > 1 else ''}) accepted (VAPID checked, decrypted) / refused | {accepted} of {pushed} / {refused} | all / 0 | |")
+    for e in seen:
+        if e["first_refusal"]:
+            print(f"\nfirst push refused: {e['first_refusal']}")
+            break
     print(f"\ncommand: {' '.join([Path(sys.executable).name, *sys.argv])}")
 
 

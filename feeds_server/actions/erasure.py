@@ -237,8 +237,9 @@ async def _rewrite_bodies(session: AsyncSession, model: type[Post] | type[Commen
 
 
 async def _forget_pushes(session: AsyncSession, person: Person) -> None:
-    """Pushes of notifications they caused, whatever their state: a waiting or held one would still
-    go out with their name, a dead letter keeps its payload for an operator to put back."""
+    """Their own pushes, and pushes of notifications they caused, whatever their state: a waiting or
+    held one would still go out with their name, a dead letter keeps its payload for an operator to
+    put back."""
     theirs = select(Notification.id).where(Notification.actor_id == person.user_id)
     await session.execute(delete(PushJob).where(or_(PushJob.user_id == person.user_id, PushJob.notification_id.in_(theirs))))
 

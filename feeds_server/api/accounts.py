@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from feeds_server.actions import accounts, audit, invitations, orgs, sessions
-from feeds_server.actions.unread_counts import unread_by_org
+from feeds_server.actions.unread_counts import counted, unread_by_org
 from feeds_server.api import throttle
 from feeds_server.api.context import Ctx, Deferred
 from feeds_server.api.access import request_address
@@ -103,7 +103,8 @@ async def me(ctx: Ctx) -> dict[str, Any]:
     """The signed-in user, their orgs (each with its unread notification count), default org and pending invitations."""
     user = ctx.current_user
     mine = await orgs.my_orgs(ctx.session, user.id)
-    unread = await unread_by_org(ctx.session, user.id, [m.org.id for m in mine])
+    # Counted only where the person has the Feeds tab (actions/unread_counts.py); 0 elsewhere.
+    unread = await unread_by_org(ctx.session, user.id, [m.org.id for m in mine if counted(m.profile.permissions or [], m.membership.is_super_admin)])
     pending = await invitations.pending_for_user(ctx.session, user, ctx.services.clock())
     return {
         "user": account_view(user),

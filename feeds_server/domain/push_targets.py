@@ -3,8 +3,10 @@
 The endpoint URL comes from the browser, so from anyone with an account: unchecked, the notifier
 would post to the server's own loopback or the private network behind it, as a webhook could
 (domain/egress.py). An endpoint must be https, without credentials in it; plain http is accepted
-only for a literal loopback address inside the operator's allowed ranges (a push service on the
-same laptop). A literal address egress refuses is refused here for a clear error; names are judged
+only for a literal loopback address inside FEEDS_PUSH_ALLOW_NETWORKS (a push service on the same
+laptop). That list is the push endpoints' own, empty by default: the webhooks' allowlist is for URLs
+an admin configures, and must not open the operator's network to an address any member picks.
+Keys are kept as base64url without padding (`canonical_key`), one spelling of known length. A literal address egress refuses is refused here for a clear error; names are judged
 again at every send, on every address they resolve to (notify/push.py), so a stored URL is never
 trusted. The keys must decode to a P-256 point and a 16-byte secret, or nothing could be encrypted.
 """

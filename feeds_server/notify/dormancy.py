@@ -26,12 +26,13 @@ from typing import Any
 
 from sqlalchemy import and_, case, exists, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds_server import limits
 from feeds_server.actions.notifications import announce, load_mutes, load_preferences, org_of, queue_deliveries, reaches
 from feeds_server.domain import reasons
-from feeds_server.domain.preferences import RECORD_DORMANT
+from feeds_server.domain.preferences import RECORD_DORMANT, Preferences
 from feeds_server.domain.records import OWNER, RULE
 from feeds_server.runtime.services import Services
 from feeds_server.store.events import take_committed_events
@@ -145,7 +146,7 @@ def _reason(c: dict[str, Any], rule_names: dict[int, str]) -> dict[str, Any]:
 async def _notify(session: AsyncSession, crossings: list[dict[str, Any]], now: datetime) -> None:
     org = await org_of(session)
     users = {c["user_id"] for c in crossings}
-    prefs = await load_preferences(session, users, org.time_zone)
+    prefs = await _preferences(session, users, org.time_zone)
     mutes = await load_mutes(session, users)
     wanted = [c for c in crossings if c["user_id"] in prefs and reaches(prefs[c["user_id"]], RECORD_DORMANT) and not mutes.muted(c["user_id"], "record", c["record_id"])]
     if not wanted:
@@ -167,3 +168,23 @@ async def _notify(session: AsyncSession, crossings: list[dict[str, Any]], now: d
     await session.flush()
     await queue_deliveries(session, notes, prefs, now, org=org)
     announce(session, notes)
+
+
+async def _preferences(session: AsyncSession, users: set[int], org_time_zone: str) -> dict[int, Preferences]:
+    """Everyone's choices; when one person's cannot be read, the others' still are (that person is
+    left out: their notice is recorded, not notified), so one bad row does not stop the org's notices."""
+    try:
+        return await load_preferences(session, users, org_time_zone)
+    except DBAPIError:
+        raise
+    except Exception:  # noqa: BLE001 - read again one by one below
+        log.warning("notification settings of %d people could not be read together: reading them one at a time", len(users))
+    out: dict[int, Preferences] = {}
+    for user_id in sorted(users):
+        try:
+            out.update(await load_preferences(session, [user_id], org_time_zone))
+        except DBAPIError:
+            raise
+        except Exception:  # noqa: BLE001 - logged; the others go on
+            log.exception("notification settings of user %s cannot be read: no dormancy notification", user_id)
+    return out

@@ -1,7 +1,8 @@
 """The push loop of the notifier (`feeds-server notifier`): sends the push outbox.
 
 For each claimed push, at send time: skip it when its notification was read or deleted, when the
-person has a live connection in that org (they see it in the app; `last_error` 'online'), when
+person has a live connection in that org (they see it in the app; `last_error` 'online': first held
+until that presence would run out, so a push is not lost to the rows of a node that died), when
 they are no longer a member of the org ('not a member') or their mutes now hold it back
 ('muted'), or when their choices no longer want it (turned off, snoozed); hold it when quiet hours began since it was
 queued (due again at their end); otherwise send it (notify/push.py) and record it as sent straight
@@ -11,8 +12,9 @@ that still holds the first replaces it, and the service worker shows both under 
 browser replaces the notification rather than showing two.
 
 One bad job never stops the loop: a push that cannot be read or built, or whose sending raises an
-error nobody planned for, is set aside as a dead letter; a round that fails as a whole (the
-database away) is tried again after a pause.
+error nobody planned for, is set aside as a dead letter; a claim that fails as a whole (the
+database away) is tried again after a pause. Pushes flow through a pipeline (`_Pipeline`), not in
+rounds: a slow push service delays only its own pushes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """`$counts`: every connection's server-side subscription to its person's unread counts in each of
 their orgs, so the client of one org learns when another org's count changes.
 
-A publication is `{"org": slug, "unread": n}` and nothing else: no content of the org crosses. After
+A publication is `{"org": slug, "unread": n, "at": ms}` and nothing else: no content of the org
+crosses. `at` is when the count was read (milliseconds since the epoch): two nodes may publish one
+person's counts and the broker does not keep their order, so a client keeps the latest `at` per org
+and ignores an older publication. After
 a commit that created, merged or read notifications, the counts of the people concerned are read
 again (one query for what queued meanwhile, realtime/counts → actions/unread_counts.py) and sent
 through the broker to each person's own channel there, which every node holding one of that
@@ -23,6 +26,7 @@ from typing import Protocol
 import orjson
 
 from feeds_server.actions.unread_counts import unread_of
+from feeds_server.domain.numbers import is_digits
 from feeds_server.realtime import protocol as proto
 from feeds_server.realtime.broker import Broker
 from feeds_server.runtime.services import Services
@@ -87,7 +91,7 @@ class UnreadCounts:
                 continue
             for channel in ev.channels:
                 kind, _, ref = channel.partition(":")
-                if kind == "u" and ref.isdigit() and len(self._pending) < MAX_PENDING:
+                if kind == "u" and is_digits(ref) and len(self._pending) < MAX_PENDING:
                     self._pending.add((ev.org_id, int(ref)))
                     self._wake.set()
 
@@ -96,9 +100,10 @@ class UnreadCounts:
         people, self._pending = self._pending, set()
         if not people:
             return 0
+        at = int(self.services.clock().timestamp() * 1000)  # before the read: a later read has a later `at`
         async with account_session(self.services.sessions) as session:
             counts = await unread_of(session, people)
-        messages = [(c.user_id, orjson.dumps({"org": c.org_slug, "unread": c.unread})) for c in counts]
+        messages = [(c.user_id, orjson.dumps({"org": c.org_slug, "unread": c.unread, "at": at})) for c in counts]
         if messages:
             await self.broker.publish_to_users(messages)
         return len(messages)

@@ -471,6 +471,8 @@ async def test_notification_choices_follow_fields_rules_mutes_and_dormancy_notic
     [rule2] = [r for r in (await alice2.get(f"{dst}/rules")).json()["created_by_me"] if r["name"] == "Amounts"]
     assert rule2["fields"] == ["Amount"]
     assert (await bob2.get(f"{dst}/records/{deal2['id']}")).json()["follow"] == {"source": "rule", "rule_id": rule2["id"], "fields": ["Amount"]}
+    why = [n["reason"] for n in (await bob2.get(f"{dst}/notifications")).json()["notifications"] if (n["reason"] or {}).get("code") == "follower_rule"]
+    assert why == [{"code": "follower_rule", "record_id": deal2["id"], "record_name": "Big deal", "rule_id": rule2["id"], "rule_name": "Amounts"}]
     team2 = next(g for g in (await alice2.get(f"{dst}/groups")).json()["groups"] if g["name"] == "Team")
     plans2 = _item(await _pages(carol2, f"{dst}/feed", "items"), "Plans")
     mutes2 = {(m["kind"], m["id"]): m["label"] for m in (await carol2.get(f"{dst}/mutes")).json()["mutes"]}

@@ -246,6 +246,24 @@ async def test_turning_off_in_one_org_keeps_the_browser_subscribed_for_another_a
     assert await page.evaluate(f"localStorage.getItem({json.dumps(SUBSCRIPTION_KEY)})") is None
 
 
+async def test_a_sign_in_that_ends_without_signing_out_unsubscribes_the_browser(web, push_service: PushService):
+    """Revoked elsewhere (or expired, or the account deleted): the page cannot tell the server, but the
+    browser stops receiving this person's pushes, for whoever uses it next."""
+    cid = await web.user("Cid")
+    org = await web.org(cid)
+    page = await push_page(web, cid, f"/#/org/{org}/notifications/settings", push_service.new_subscription())
+    box = page.locator("#push-settings .push-settings")
+    await box.get_by_role("button", name="Turn on").click()
+    await expect(box).to_have_attribute("data-state", "on", timeout=WAIT_MS)
+    key = json.dumps(SUBSCRIPTION_KEY)
+    assert await page.evaluate(f"localStorage.getItem({key})") is not None
+
+    assert (await cid.post("/api/v1/auth/signout")).status_code == 204  # the page's sign-in, revoked elsewhere
+    await page.reload()
+    await page.wait_for_url("**/#/signin", timeout=WAIT_MS)
+    await page.wait_for_function(f"localStorage.getItem({key}) === null", timeout=WAIT_MS)
+
+
 async def test_blocked_notifications_say_so_and_offer_no_button(web):
     bob = await web.user("Bob")
     slug = await web.org(bob)

@@ -180,3 +180,14 @@ async def test_a_setting_stored_without_its_start_starts_when_first_seen(crm, se
     assert await notify_dormant(services, seen) == 0
     assert await dormant_since(services, org_id, rep.id) == seen
     assert await notify_dormant(services, seen + timedelta(days=30)) == 0
+
+
+async def test_one_persons_unreadable_settings_do_not_stop_the_others_notices(crm, services):
+    rep, manager, org_id = crm["rep"], crm["manager"], crm["org"]["id"]
+    t0 = services.clock()
+    at(services, t0)
+    await acme_followed(crm)
+    await choose(services, org_id, rep.id, dormant_days=2, dormant_since=t0)
+    await choose(services, org_id, manager.id, dormant_days=2, dormant_since=t0, channels=["not", "a", "mapping"])
+    assert await notify_dormant(services, t0 + timedelta(days=2)) == 2  # both crossings recorded
+    assert [n.user_id for n in await dormant_notes(services, org_id)] == [rep.id]

@@ -393,3 +393,53 @@ async def test_a_heartbeat_rewrites_presence_rows_only_when_some_were_lost(push_
     assert keeper.rewrites == 1
     async with account_session(push_services.sessions) as session:
         assert len((await session.execute(select(Presence).where(Presence.node == "node-h"))).all()) == 3
+
+
+async def test_a_push_config_push_services_refuse_turns_off_pushes_only(push_services, push_service, team, caplog):
+    """A subject at localhost (the laptop defaults) would be refused by Apple: the push loop logs why
+    and stops by itself, without raising into the notifier that runs emails and webhooks beside it."""
+    owner, ann, _, org = team
+    await _subscribe(ann, org, push_service)
+    await _mention(owner, org, ann)
+    push_services.settings = replace(push_services.settings, vapid_subject="", mail_from="Feeds <feeds@localhost>", public_url="http://localhost:8000")
+    with caplog.at_level("ERROR", logger="feeds_server.notifier"):
+        assert await push_worker.run(push_services, burst=True) == 0
+    assert "web push is off" in caplog.text and "FEEDS_VAPID_SUBJECT" in caplog.text
+    assert push_service.received == []
+    [job] = await _jobs(push_services)
+    assert job.status == "pending"  # sent once the subject is set
+
+
+def test_a_lease_too_short_for_a_push_is_raised_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="feeds_server.notifier"):
+        assert push_worker.lease_seconds(1.0) == push_worker.MIN_LEASE_SECONDS == 3 * limits.PUSH_TIMEOUT_SECONDS
+    assert "FEEDS_NOTIFIER_LEASE_SECONDS" in caplog.text
+    assert push_worker.lease_seconds(60.0) == 60.0
+
+
+async def test_at_most_the_per_origin_limit_goes_to_one_push_service_at_once(push_services, push_service, team, monkeypatch):
+    """The pushes of one origin beyond its limit wait a moment (their attempt not counted) rather than
+    hold slots every other push service's pushes need."""
+    import asyncio
+
+    owner, ann, bob, org = team
+    monkeypatch.setattr(limits, "PUSH_PER_ORIGIN_CONCURRENCY", 1)
+    sub_ann, _ = await _subscribe(ann, org, push_service)
+    sub_bob, _ = await _subscribe(bob, org, push_service)
+    push_service.answer(sub_ann, 201, delay=1.0)
+    push_service.answer(sub_bob, 201, delay=1.0)
+    await _mention(owner, org, ann)
+    await _mention(owner, org, bob)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(push_worker.run(push_services, stop=stop))
+    await asyncio.sleep(0.5)
+    jobs = await _jobs(push_services)
+    assert sorted(j.status for j in jobs) == ["pending", "sending"]
+    [waiting] = [j for j in jobs if j.status == "pending"]
+    assert waiting.attempts == 0 and waiting.next_attempt_at > push_services.clock()
+    stop.set()
+    await asyncio.wait_for(worker, 10)
+    assert len(push_service.delivered(sub_ann)) + len(push_service.delivered(sub_bob)) == 1
+    await asyncio.sleep(limits.PUSH_ORIGIN_BUSY_SECONDS)  # the waiting one is due again
+    assert await push_worker.run(push_services, burst=True) == 1
+    assert len(push_service.delivered(sub_ann)) == len(push_service.delivered(sub_bob)) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from unittest.mock import ANY
 
 import orjson
 from sqlalchemy import event
@@ -65,6 +66,33 @@ async def test_me_gives_each_orgs_unread_count_in_one_query(client, settings, se
     assert _unread((await ann.get("/api/v1/me")).json()) == {a["slug"]: 0, b["slug"]: 1}
 
 
+async def test_an_org_without_the_feeds_tab_for_the_person_gives_no_count(client, settings, services):
+    """An org that keeps its feed from a member keeps the number of their notifications there too:
+    neither /me nor the `$counts` channel of a session in another org tells it."""
+    w = await _two_orgs(client, settings)
+    owner, ann, a, b = w["owner"], w["ann"], w["a"], w["b"]
+    await _mention(owner, b, ann)
+    assert _unread((await ann.get("/api/v1/me")).json())[b["slug"]] == 1
+    profiles = (await owner.get(f"/api/v1/orgs/{b['slug']}/profiles")).json()["profiles"]
+    [standard] = [p for p in profiles if p["name"] == "Standard"]
+    r = await owner.patch(f"/api/v1/orgs/{b['slug']}/profiles/{standard['id']}", json={"permissions": []})
+    assert r.status_code == 200, r.text
+    assert _unread((await ann.get("/api/v1/me")).json()) == {a["slug"]: 0, b["slug"]: 0}
+    broker = MemoryBroker()
+    counts = UnreadCounts(services, broker)
+
+    async def nothing(*_: Any) -> None:
+        pass
+
+    await broker.start(nothing, nothing, counts.deliver)
+    anns = _FakeConnection(ann.id)
+    await counts.joined(anns)
+    counts.note([_changed(b["id"], ann.id), _changed(a["id"], ann.id)])
+    assert await counts.publish_pending() == 1
+    assert [f["pub"]["data"]["org"] for f in anns.frames] == [a["slug"]]
+    await broker.close()
+
+
 class _FakeConnection:
     """What the counts relay needs of a connection: its person, and the frames pushed to it."""
 
@@ -100,7 +128,7 @@ async def test_counts_reach_only_their_person_and_stop_for_an_org_they_left(clie
     await _mention(owner, b, ann)
     counts.note([_changed(b["id"], ann.id), _changed(a["id"], bob.id, type_="post.created")])
     assert await counts.publish_pending() == 1
-    assert anns.frames == [{"channel": CHANNEL, "pub": {"data": {"org": b["slug"], "unread": 1}}}]
+    assert anns.frames == [{"channel": CHANNEL, "pub": {"data": {"org": b["slug"], "unread": 1, "at": ANY}}}]
     assert bobs.frames == []  # another person's count never reaches Bob
     # Ann leaves B: her counts there are not published any more.
     assert (await ann.delete(f"/api/v1/orgs/{b['slug']}/membership")).status_code == 204
@@ -122,7 +150,11 @@ async def _connected(ws_url: str, actor: factory.Actor, slug: str) -> tuple[Any,
 
 
 def _counts(recorder: Recorder) -> list[dict[str, Any]]:
-    return [data for channel, _, data in recorder.pubs if channel == CHANNEL]
+    """The counts heard, without `at` (when each was read: checked to grow in the order heard)."""
+    counts = [data for channel, _, data in recorder.pubs if channel == CHANNEL]
+    stamps = [c["at"] for c in counts]
+    assert all(isinstance(t, int) for t in stamps) and stamps == sorted(stamps)
+    return [{k: v for k, v in c.items() if k != "at"} for c in counts]
 
 
 async def test_a_client_of_one_org_learns_another_orgs_count_live(node, settings, services):
@@ -194,8 +226,95 @@ async def test_the_worker_publishes_the_counts_it_changes_through_redis(client, 
             if anns.frames:
                 break
             await asyncio.sleep(0.02)
-        assert anns.frames == [{"channel": CHANNEL, "pub": {"data": {"org": b["slug"], "unread": 1}}}]
+        assert anns.frames == [{"channel": CHANNEL, "pub": {"data": {"org": b["slug"], "unread": 1, "at": ANY}}}]
         assert bobs.frames == []
     finally:
         await worker_broker.close()
         await node_broker.close()
+
+
+async def _redis_broker(redis_url: str, received: list) -> Any:  # type: ignore[type-arg]
+    import uuid
+
+    from feeds_server.realtime.broker_redis import RedisBroker
+
+    broker = RedisBroker(redis_url, f"feedstest{uuid.uuid4().hex[:8]}")
+
+    async def on_message(org_id: int | None, data: bytes) -> None:
+        pass
+
+    async def on_reconnect() -> None:
+        pass
+
+    async def on_user(user_id: int, data: bytes) -> None:
+        received.append((user_id, data))
+
+    return broker, lambda: broker.start(on_message, on_reconnect, on_user)
+
+
+async def _until(predicate: Any, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+async def test_a_person_joining_while_the_broker_subscribes_is_subscribed_once_it_is_ready(redis_url):
+    """The reader subscribes to a snapshot of who is wanted; someone joining during that round trip
+    is subscribed right after it, not only at the next reconnect."""
+    received: list = []
+    broker, start = await _redis_broker(redis_url, received)
+    real_pubsub = broker._redis.pubsub
+
+    def pubsub(**kwargs: Any) -> Any:
+        ps = real_pubsub(**kwargs)
+        first = ps.subscribe
+
+        async def subscribe(*channels: Any) -> Any:
+            await broker.subscribe_user(7)  # joins between the snapshot and the reader being ready
+            return await first(*channels)
+
+        ps.subscribe = subscribe
+        return ps
+
+    broker._redis.pubsub = pubsub
+    await start()
+    try:
+        await _until(broker._ready.is_set)
+        await _until(lambda: broker._user_channel(7) in broker._subscribed)
+        await broker.publish_to_users([(7, b"n")])
+        await _until(lambda: received == [(7, b"n")])
+    finally:
+        await broker.close()
+
+
+async def test_leaving_never_waits_on_a_stalled_redis(redis_url):
+    received: list = []
+    broker, start = await _redis_broker(redis_url, received)
+    await start()
+    try:
+        await _until(broker._ready.is_set)
+        await broker.subscribe_user(3)
+        await broker.subscribe(9)
+        await _until(lambda: broker._user_channel(3) in broker._subscribed)
+
+        async def stalled(*channels: Any) -> None:
+            await asyncio.Event().wait()  # Redis never answers
+
+        broker._pubsub.unsubscribe = stalled  # type: ignore[union-attr]
+        await asyncio.wait_for(broker.unsubscribe_user(3), 0.2)
+        await asyncio.wait_for(broker.unsubscribe(9), 0.2)
+        counts = UnreadCounts(services=None, broker=broker)  # type: ignore[arg-type]
+
+        class Conn:
+            user_id = 4
+
+            def push(self, frame: bytes) -> None:
+                pass
+
+        conn = Conn()
+        await asyncio.wait_for(counts.joined(conn), 0.2)
+        await asyncio.wait_for(counts.left(conn), 0.2)
+    finally:
+        await broker.close()

@@ -59,7 +59,7 @@ class NotificationSettings(OrgOwned, Base):
             "ix_notification_settings_dormant", "org_id", "dormant_days",
             postgresql_where=text("dormant_days IS NOT NULL"), sqlite_where=text("dormant_days IS NOT NULL"),
         ),
-        # Who chose group posts at all (off by default): actions/notifications.py `GROUP_POST_CHOSEN`.
+        # Who chose group posts at all (off by default): actions/notifications.py `group_posts_chosen`.
         Index(
             "ix_notification_settings_group_post", "org_id",
             postgresql_where=text("channels ? 'group_post'"), sqlite_where=text("""channels LIKE '%"group_post"%'"""),

@@ -62,15 +62,19 @@ async function refreshCounts() {
 function countOf(data) {
   const p = data?.payload && typeof data.payload === 'object' ? data.payload : data;
   if (!p || typeof p.org !== 'string' || typeof p.unread !== 'number') return null;
-  return { slug: p.org, unread: p.unread };
+  return { slug: p.org, unread: p.unread, at: typeof p.at === 'number' ? p.at : 0 };
 }
+
+// The `at` of the latest count applied per org: publications from two nodes may arrive out of order.
+const countAt = new Map();
 
 /** Keep the per-org counts current for the whole life of the page (called once). */
 export function watchOrgCounts() {
   session.onChange(() => rememberCounts(session.me));
   live.onEvent((data) => {
     const count = countOf(data);
-    if (count) {
+    if (count && count.at >= (countAt.get(count.slug) || 0)) {
+      countAt.set(count.slug, count.at);
       unreadBySlug.set(count.slug, Math.max(0, count.unread));
       paintCounts();
     }
