@@ -146,8 +146,11 @@ PUSH_RETRY_MAX_SECONDS = 3600.0
 PUSH_CLAIM_BATCH = 100
 PUSH_CONCURRENCY = 64
 # Pushes in flight to one push service origin: one that answers slowly (or never) holds at most these
-# slots; more of its pushes wait a moment (not counted as an attempt) while the others go out.
+# slots. More of its claimed pushes wait in the worker for a slot, up to PUSH_ORIGIN_WAIT_SECONDS;
+# those still waiting then are given back, due again after PUSH_ORIGIN_BUSY_SECONDS (not counted as
+# an attempt), so the claim's other slots go to pushes of other push services.
 PUSH_PER_ORIGIN_CONCURRENCY = 16
+PUSH_ORIGIN_WAIT_SECONDS = 1.0
 PUSH_ORIGIN_BUSY_SECONDS = 2.0
 # How long a VAPID token is valid (RFC 8292 section 2: at most 24 hours).
 VAPID_TOKEN_SECONDS = 12 * 3600

@@ -553,7 +553,7 @@ async def restart_both(cluster: Cluster, args: argparse.Namespace) -> Result:
     await asyncio.gather(*(asyncio.to_thread(n.start) for n in cluster.nodes))
     t_up = time.monotonic()
     await poster.stream(args.rate, args.after)
-    waited = await wait_all(clients, poster.posted, 40)
+    await wait_all(clients, poster.posted, 40)
     t_all = time.monotonic()
     count(result, clients, poster.posted)
     back = [c.recovered_at[0] - t_fault for c in clients if c.recovered_at]

@@ -66,10 +66,12 @@ async def mute(session: AsyncSession, reader: Reader, kind: str, target_id: int,
 
 
 async def unmute(session: AsyncSession, reader: Reader, kind: str, target_id: int) -> None:
-    """Unmute; unmuting what is not muted changes nothing. Only the reader's own row is touched, so
-    no visibility check: a mute of something they no longer see (they left the group) can still go,
-    and the answer is the same whether the target exists or not."""
-    await session.execute(delete(Mute).where(Mute.user_id == reader.user_id, Mute.target_kind == kind, Mute.target_id == target_id))
+    """Remove one of the reader's mutes: NotFound when they have none of it. Only the reader's own
+    row is looked at, so no visibility check: a mute of something they no longer see (they left the
+    group) can still go, and what they never muted answers alike whether it exists or not."""
+    result = await session.execute(delete(Mute).where(Mute.user_id == reader.user_id, Mute.target_kind == kind, Mute.target_id == target_id))
+    if not result.rowcount:
+        raise NotFound("mute_not_found", "this is not muted")
 
 
 async def list_mutes(session: AsyncSession, reader: Reader) -> list[dict[str, Any]]:

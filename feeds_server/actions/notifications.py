@@ -494,16 +494,9 @@ async def notify_reaction(
     return note, True
 
 
-class _Noted(Protocol):
+class _Noted(_Delivered, Protocol):
     """What `notification_view` reads: a `Notification`, or a row a record batch wrote in bulk."""
 
-    id: int
-    user_id: int
-    kind: str
-    actor_id: int | None
-    post_id: int | None
-    comment_id: int | None
-    data: dict[str, Any]
     created_at: datetime
     read_at: datetime | None
 

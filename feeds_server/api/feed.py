@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from feeds_server import limits
 from feeds_server.actions import modules
@@ -15,38 +15,19 @@ from feeds_server.actions.pins import pinned_posts
 from feeds_server.actions.reader_marks import mark_for_reader
 from feeds_server.api.context import Ctx
 from feeds_server.api.routing import Routes
-from feeds_server.api.schemas import Body, Query
+from feeds_server.api.schemas import Body, TimeRangeQuery
 from feeds_server.domain import permissions as perms
 from feeds_server.store.graph import load_graph
 
 routes = Routes("feed")
 
 
-class FeedQuery(Query):
+class FeedQuery(TimeRangeQuery):
     module: str | None = Field(default=None, min_length=1, max_length=64)
     since: datetime | None = Field(default=None, alias="from")
     until: datetime | None = Field(default=None, alias="to")
     cursor: str | None = Field(default=None, max_length=200)
     limit: int = Field(default=limits.DEFAULT_PAGE_SIZE, ge=1, le=limits.MAX_PAGE_SIZE)
-
-    @model_validator(mode="after")
-    def _aware(self) -> "FeedQuery":
-        for name in ("since", "until"):
-            value = getattr(self, name)
-            if value is not None and value.tzinfo is None:
-                raise ValueError(f"{'from' if name == 'since' else 'to'} needs a time zone offset (e.g. Z)")
-            if value is not None and value.utcoffset() and not _utc_can_hold(value):
-                raise ValueError(f"{'from' if name == 'since' else 'to'} is outside years 1-9999 in UTC")
-        return self
-
-
-def _utc_can_hold(value: datetime) -> bool:
-    """Year 1 or 9999 with an offset may fall outside what a UTC datetime can hold."""
-    try:
-        value.astimezone(timezone.utc)
-    except OverflowError:
-        return False
-    return True
 
 
 def feed_filter(q: FeedQuery) -> FeedFilter:

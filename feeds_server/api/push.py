@@ -36,8 +36,15 @@ class PushSubscriptionIn(Body):
 
 @routes.get("/api/v1/push/public-key", access=PUBLIC)
 async def public_key(ctx: Ctx) -> dict[str, Any]:
-    """The server's VAPID public key (base64url, uncompressed P-256): `applicationServerKey` for `PushManager.subscribe`."""
-    return {"public_key": vapid.public_key(ctx.services.settings)}
+    """The server's VAPID public key (base64url, uncompressed P-256): `applicationServerKey` for
+    `PushManager.subscribe`; `enabled` is false while the server has no VAPID subject push services
+    accept (FEEDS_VAPID_SUBJECT), so no push would go out and the client says so."""
+    settings = ctx.services.settings
+    try:
+        vapid.subject(settings)
+    except ValueError:
+        return {"public_key": vapid.public_key(settings), "enabled": False}
+    return {"public_key": vapid.public_key(settings), "enabled": True}
 
 
 @routes.post("/api/v1/orgs/{slug}/push-subscriptions", permission=FEED, body=PushSubscriptionIn, status=201)

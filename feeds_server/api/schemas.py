@@ -6,9 +6,10 @@ Names are one line: control characters and line breaks are refused (domain/names
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from feeds_server import limits
 from feeds_server.domain import names
@@ -53,6 +54,30 @@ class Query(BaseModel):
     """Query-string parameters (strings coerced to the declared types)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TimeRangeQuery(Query):
+    """A query whose `from` and `to` (fields `since` and `until`, declared by the subclass) must carry a
+    time zone and fit in UTC, so a naive or out-of-range time is a 422 rather than a wrong page or a 500."""
+
+    @model_validator(mode="after")
+    def _aware(self) -> "TimeRangeQuery":
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{'from' if name == 'since' else 'to'} needs a time zone offset (e.g. Z)")
+            if value is not None and value.utcoffset() and not _utc_can_hold(value):
+                raise ValueError(f"{'from' if name == 'since' else 'to'} is outside years 1-9999 in UTC")
+        return self
+
+
+def _utc_can_hold(value: datetime) -> bool:
+    """Year 1 or 9999 with an offset may fall outside what a UTC datetime can hold."""
+    try:
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
 
 
 class PageQuery(Query):

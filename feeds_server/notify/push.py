@@ -99,21 +99,40 @@ def printable(text: str, limit: int = 200) -> str:
 
 
 class PushSender:
-    """One per worker: the guarded HTTP client and the VAPID signer, shared by every push."""
+    """One per worker: the guarded HTTP clients and the VAPID signer, shared by every push.
+
+    A client (a connection pool) per push service origin, each holding at most the connections of
+    PUSH_PER_ORIGIN_CONCURRENCY pushes: httpcore's pool pairs every waiting request with every
+    connection each time one is handed out, so one pool for all origins would cost a worker with
+    PUSH_CONCURRENCY pushes in flight more CPU than the pushes themselves. Endpoints are chosen by
+    members, so the pools are bounded too: beyond twice PUSH_CONCURRENCY, idle ones are closed."""
 
     def __init__(
         self, settings: Settings, client: httpx.AsyncClient | None = None, resolver: Resolver = system_resolver
     ) -> None:
         self.allow: Sequence[egress.Network] = egress.parse_networks(settings.push_allow_networks)
         self.signer = vapid.Signer.for_settings(settings)
-        self._own_client = client is None
-        self.client = client or webhook_client(
-            self.allow, timeout=limits.PUSH_TIMEOUT_SECONDS, resolver=resolver, keepalive=limits.PUSH_CONCURRENCY
-        )
+        self._shared = client  # a caller's client serves every origin
+        self._resolver = resolver
+        self._clients: dict[str, httpx.AsyncClient] = {}  # by origin, least recently used first
+        self._in_use: dict[str, int] = {}
 
     async def close(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()
+
+    async def _client(self, where: str) -> httpx.AsyncClient:
+        if self._shared is not None:
+            return self._shared
+        client = self._clients.pop(where, None) or webhook_client(
+            self.allow, timeout=limits.PUSH_TIMEOUT_SECONDS, resolver=self._resolver, keepalive=limits.PUSH_PER_ORIGIN_CONCURRENCY
+        )
+        self._clients[where] = client
+        idle = [w for w in self._clients if not self._in_use.get(w) and w != where]
+        for old in idle[: max(0, len(self._clients) - 2 * limits.PUSH_CONCURRENCY)]:
+            await self._clients.pop(old).aclose()
+        return client
 
     def request(self, target: Target, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         """The headers and the encrypted body of a push (no I/O; ValueError for keys that cannot encrypt)."""
@@ -140,9 +159,12 @@ class PushSender:
             headers, body = self.request(target, payload)
         except ValueError as exc:
             return Result(REFUSED, printable(str(exc)))
+        where = push_targets.origin(target.endpoint)
+        self._in_use[where] = self._in_use.get(where, 0) + 1
         try:
+            client = await self._client(where)
             async with asyncio.timeout(limits.PUSH_TIMEOUT_SECONDS):
-                async with self.client.stream("POST", target.endpoint, headers=headers, content=body) as response:
+                async with client.stream("POST", target.endpoint, headers=headers, content=body) as response:
                     text = await _read_bounded(response)
         except httpx.ConnectError as exc:
             if isinstance(exc.__cause__, TargetRefused):
@@ -150,6 +172,10 @@ class PushSender:
             return Result(RETRY, printable(f"cannot connect: {exc!r}"))
         except (httpx.HTTPError, OSError, TimeoutError) as exc:
             return Result(RETRY, printable(f"no answer: {exc!r}"))
+        finally:
+            self._in_use[where] -= 1
+            if not self._in_use[where]:
+                del self._in_use[where]
         return _sorted(response.status_code, text, response.headers.get("retry-after"))
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -155,7 +155,7 @@ async def mark(
 
 
 async def postpone(sessions: async_sessionmaker[AsyncSession], work: Work, at: datetime, note: str | None = None) -> None:
-    """Not yet (quiet hours began after it was queued, its push service is busy, the person seemed
+    """Not yet (quiet hours began after it was queued, the person seemed
     online): due again at `at`, the attempt not counted; `note` is kept as its last_error."""
     values: dict[str, Any] = {"status": PENDING, "lease_until": None, "next_attempt_at": at, "attempts": max(work.attempts - 1, 0)}
     if note is not None:
@@ -164,14 +164,16 @@ async def postpone(sessions: async_sessionmaker[AsyncSession], work: Work, at: d
         await session.execute(update(PushJob).where(PushJob.id == work.id, PushJob.status == SENDING).values(**values))
 
 
-async def still_subscribed(sessions: async_sessionmaker[AsyncSession], work: Work) -> bool:
-    """Whether the push's browser is still the person's, read again just before sending: someone
-    else may have signed in on it and subscribed since the push was loaded."""
+async def give_back(sessions: async_sessionmaker[AsyncSession], job_ids: list[int], at: datetime) -> None:
+    """Claimed pushes that did not get a slot of their push service in time (or the worker is
+    stopping): due again at `at`, the claim's attempt not counted, all in one statement."""
+    if not job_ids:
+        return
     async with account_session(sessions) as session:
-        owner = (await session.execute(
-            select(PushSubscription.user_id).where(PushSubscription.id == work.subscription_id)
-        )).scalar_one_or_none()
-    return owner == work.user_id
+        await session.execute(
+            update(PushJob).where(PushJob.id.in_(job_ids), PushJob.status == SENDING)
+            .values(status=PENDING, lease_until=None, next_attempt_at=at, attempts=case((PushJob.attempts > 0, PushJob.attempts - 1), else_=0))
+        )
 
 
 def backoff(attempts: int) -> float:
@@ -198,6 +200,39 @@ async def remove_subscription(sessions: async_sessionmaker[AsyncSession], work: 
     log.info("push subscription %s of org %s is gone (%s): removed", work.subscription_id, work.org_id, detail)
     async with account_session(sessions) as session:
         await session.execute(delete(PushSubscription).where(PushSubscription.id == work.subscription_id))
+
+
+class Owners:
+    """Whether each push's browser is still its person's, read just before sending: the checks asked
+    for while one query runs are answered together by the next (as SentLog groups its writes)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self._pending: list[tuple[int, asyncio.Future[int | None]]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def still_subscribed(self, work: Work) -> bool:
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._pending.append((work.subscription_id, future))
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read())
+        return await future == work.user_id
+
+    async def _read(self) -> None:
+        while self._pending:
+            items, self._pending = self._pending, []
+            stmt = select(PushSubscription.id, PushSubscription.user_id).where(PushSubscription.id.in_({sid for sid, _ in items}))
+            try:
+                async with account_session(self.sessions) as session:
+                    owners: dict[int, int] = {row.id: row.user_id for row in await session.execute(stmt)}
+            except Exception as exc:  # the callers see it; their leases make the pushes retry
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for sid, future in items:
+                if not future.done():
+                    future.set_result(owners.get(sid))
 
 
 class SentLog:

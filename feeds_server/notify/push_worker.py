@@ -14,7 +14,10 @@ browser replaces the notification rather than showing two.
 One bad job never stops the loop: a push that cannot be read or built, or whose sending raises an
 error nobody planned for, is set aside as a dead letter; a claim that fails as a whole (the
 database away) is tried again after a pause. Pushes flow through a pipeline (`_Pipeline`), not in
-rounds: a slow push service delays only its own pushes.
+rounds: a slow push service delays only its own pushes. Most browsers share a few push services
+(every Chrome, Edge and Android one, FCM), so the per-origin limit is the common case, not the
+exception: the pushes beyond it wait for a slot inside the worker, costing no statement, and the
+owner checks and sent records of many pushes share a statement.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +49,10 @@ POLL_SECONDS = 1.0
 ROUND_RETRY_SECONDS = 5.0
 ONLINE = "online"
 MIN_LEASE_SECONDS = 3 * limits.PUSH_TIMEOUT_SECONDS
+# Claim again once a REFILL_SHARE-th of the slots is free (or nearly nothing is claimed): a claim,
+# its load and its checks cost a few statements whatever their size, so claiming one push per
+# finished push would spend them per push; the pushes still claimed keep the push services busy.
+REFILL_SHARE = 4  # of PUSH_CONCURRENCY
 
 
 async def run(services: Services, burst: bool = False, stop: asyncio.Event | None = None, sender: PushSender | None = None) -> int:
@@ -92,18 +100,69 @@ def lease_seconds(configured: float) -> float:
     return configured
 
 
+class _Gate:
+    """At most PUSH_PER_ORIGIN_CONCURRENCY pushes in flight to one push service origin. The others
+    wait in the worker, first come first served, for the slot a finished push hands on: waiting
+    costs no statement, and a busy origin never holds another origin's pushes back."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, int] = {}
+        self.queues: dict[str, deque[asyncio.Future[bool]]] = {}
+
+    def ticket(self, where: str) -> asyncio.Future[bool]:
+        """Turns True once a slot of `where` is this push's (at once when one is free), False when withdrawn."""
+        ticket: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self.active.get(where, 0) < limits.PUSH_PER_ORIGIN_CONCURRENCY and not self.queues.get(where):
+            self.active[where] = self.active.get(where, 0) + 1
+            ticket.set_result(True)
+        else:
+            self.queues.setdefault(where, deque()).append(ticket)
+        return ticket
+
+    def release(self, where: str) -> None:
+        """A push to `where` is done: its slot passes to the first still waiting, or is free again."""
+        queue = self.queues.get(where)
+        while queue:
+            ticket = queue.popleft()
+            if not ticket.done():  # a cancelled waiter is passed over
+                ticket.set_result(True)
+                break
+        else:
+            self.active[where] -= 1
+            if not self.active[where]:
+                del self.active[where]
+        if queue is not None and not queue:
+            del self.queues[where]
+
+    def withdraw(self, where: str, ticket: asyncio.Future[bool]) -> bool:
+        """Stop waiting: True when `ticket` had no slot yet (and now never gets one)."""
+        if ticket.done():
+            return False
+        queue = self.queues[where]
+        queue.remove(ticket)
+        if not queue:
+            del self.queues[where]
+        ticket.set_result(False)
+        return True
+
+
 class _Pipeline:
-    """Keeps up to PUSH_CONCURRENCY pushes in flight, claiming more as each one finishes, so a push
+    """Keeps up to PUSH_CONCURRENCY pushes claimed, claiming more as each one finishes, so a push
     service that answers slowly holds only its own pushes' slots (at most PUSH_PER_ORIGIN_CONCURRENCY
-    of them), never a whole round of everyone's."""
+    in flight), never a whole round of everyone's. A claimed push whose origin is busy waits in the
+    worker (`_Gate`) under its claim's lease; one that waited PUSH_ORIGIN_WAIT_SECONDS is given back
+    with the others of its claim in one statement, so a push service that stalls cannot keep the
+    claim's slots from pushes to other services for longer."""
 
     def __init__(self, services: Services, sender: PushSender) -> None:
         self.services, self.sender = services, sender
         self.sent_log = push_outbox.SentLog(services.sessions)
+        self.owners = push_outbox.Owners(services.sessions)
+        self.gate = _Gate()
         self.sent = 0
         self.busy = 0  # claimed and not yet done
-        self.by_origin: dict[str, int] = {}
         self.freed = asyncio.Event()
+        self.closing = asyncio.Event()  # no new waiting: pushes still waiting for a slot are given back
         self.batches: set[asyncio.Task[None]] = set()
         self.failure: BaseException | None = None
         self.lease_seconds = lease_seconds(services.settings.notifier_lease_seconds)
@@ -113,21 +172,22 @@ class _Pipeline:
         while stop is None or not stop.is_set():
             if burst and self.failure is not None:
                 raise self.failure
-            free = limits.PUSH_CONCURRENCY - self.busy
-            claimed = 0
-            if free > 0:
+            free, refill = limits.PUSH_CONCURRENCY - self.busy, max(1, limits.PUSH_CONCURRENCY // REFILL_SHARE)
+            asked = claimed = 0
+            if free >= refill or (free > 0 and self.busy < refill):
+                asked = min(free, limits.PUSH_CLAIM_BATCH)
                 try:
-                    claimed = await self._claim(min(free, limits.PUSH_CLAIM_BATCH))
+                    claimed = await self._claim(asked)
                 except Exception:
                     if burst:
                         raise
                     log.exception("claiming pushes failed; trying again in %.0f s", ROUND_RETRY_SECONDS)
                     await _sleep(ROUND_RETRY_SECONDS, stop)
                     continue
-            if claimed and self.busy < limits.PUSH_CONCURRENCY:
+            if claimed == asked > 0 and self.busy < limits.PUSH_CONCURRENCY:  # more may be due
                 continue
             if self.busy == 0 and not claimed:
-                if burst and self.deferred:  # pushes that waited for their origin: due again in a moment
+                if burst and self.deferred:  # pushes given back while their origin was busy: due again in a moment
                     self.deferred = False
                     await _sleep(limits.PUSH_ORIGIN_BUSY_SECONDS, stop)
                     continue
@@ -141,6 +201,7 @@ class _Pipeline:
             raise self.failure
 
     async def drain(self) -> None:
+        self.closing.set()
         if self.batches:
             await asyncio.gather(*self.batches, return_exceptions=True)
 
@@ -154,45 +215,72 @@ class _Pipeline:
             task.add_done_callback(self.batches.discard)
         return len(ids)
 
-    def _release(self, n: int, origin: str | None = None) -> None:
+    def _release(self, n: int) -> None:
         self.busy -= n
-        if origin is not None:
-            self.by_origin[origin] -= 1
-            if not self.by_origin[origin]:
-                del self.by_origin[origin]
         self.freed.set()
 
     async def _batch(self, ids: list[int], claimed_at: float) -> None:
         """One claim: decide on its pushes, then send each as its origin has room."""
-        services, started = self.services, 0
+        services = self.services
+        sends: list[asyncio.Task[None]] = []  # each frees its own slot of `busy`
+        tickets: list[tuple[Work, str, asyncio.Future[bool]]] = []
         try:
             async with push_outbox.Lease(services.sessions, services.clock, ids, self.lease_seconds, claimed_at) as lease:
-                works = await push_outbox.load(services.sessions, ids, services.clock())
-                sends = []
-                for work in await _decide(services, works):
-                    where = push_targets.origin(work.endpoint or "")
-                    if self.by_origin.get(where, 0) >= limits.PUSH_PER_ORIGIN_CONCURRENCY:
-                        self.deferred = True
-                        await push_outbox.postpone(
-                            services.sessions, work, services.clock() + timedelta(seconds=limits.PUSH_ORIGIN_BUSY_SECONDS)
-                        )
-                        continue
-                    self.by_origin[where] = self.by_origin.get(where, 0) + 1
-                    started += 1
-                    sends.append(self._one(lease, work, where))
-                await asyncio.gather(*sends)
+                try:
+                    try:
+                        works = await push_outbox.load(services.sessions, ids, services.clock())
+                        for work in await _decide(services, works):
+                            where = push_targets.origin(work.endpoint or "")
+                            tickets.append((work, where, self.gate.ticket(where)))
+                            sends.append(asyncio.create_task(self._one(lease, *tickets[-1])))
+                    finally:
+                        self._release(len(ids) - len(sends))  # skipped, held, or not reached
+                    await self._give_back_late(tickets, claimed_at + limits.PUSH_ORIGIN_WAIT_SECONDS)
+                finally:
+                    await asyncio.gather(*sends)
         except Exception as exc:  # the database away: the leases bring these pushes back
             log.exception("a claim of %d pushes failed; they are claimed again when their lease runs out", len(ids))
             self.failure = self.failure or exc
-        finally:
-            self._release(len(ids) - started)
 
-    async def _one(self, lease: push_outbox.Lease, work: Work, where: str) -> None:
+    async def _give_back_late(self, tickets: list[tuple[Work, str, asyncio.Future[bool]]], deadline: float) -> None:
+        """Wait until each push has a slot of its origin, until `deadline` (monotonic) or until the
+        worker stops; then the pushes still waiting are given back together, their attempt not counted."""
+        waiting = [ticket for *_, ticket in tickets if not ticket.done()]
+        if not waiting:
+            return
+        all_in = asyncio.ensure_future(asyncio.wait(waiting))
+        closing = asyncio.ensure_future(self.closing.wait())
         try:
-            done = await _process(self.services, self.sender, self.sent_log, lease, work)
-            self.sent += done  # not `+= await`: that reads the count before the await
+            await asyncio.wait([all_in, closing], timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._release(1, where)
+            all_in.cancel()
+            closing.cancel()
+        late = [work.id for work, where, ticket in tickets if self.gate.withdraw(where, ticket)]
+        if not late:
+            return
+        stopping = self.closing.is_set()
+        if not stopping:
+            log.info("%d pushes waited %.0f s for their push service: given back for a moment", len(late), limits.PUSH_ORIGIN_WAIT_SECONDS)
+            self.deferred = True
+        at = self.services.clock() + timedelta(seconds=0 if stopping else limits.PUSH_ORIGIN_BUSY_SECONDS)
+        await push_outbox.give_back(self.services.sessions, late, at)
+
+    async def _one(self, lease: push_outbox.Lease, work: Work, where: str, ticket: asyncio.Future[bool]) -> None:
+        try:
+            try:
+                if not await ticket:  # given back: it waited too long for its origin
+                    return
+            except asyncio.CancelledError:
+                if ticket.done() and not ticket.cancelled() and ticket.result():
+                    self.gate.release(where)
+                raise
+            try:
+                done = await _process(self.services, self.sender, self.sent_log, lease, work, self.owners)
+                self.sent += done  # not `+= await`: that reads the count before the await
+            finally:
+                self.gate.release(where)
+        finally:
+            self._release(1)
 
 
 async def _decide(services: Services, works: list[Work | tuple[int, Exception]]) -> list[Work]:
@@ -268,22 +356,26 @@ def _skip_reason(work: Work) -> str | None:
 
 
 async def _process(
-    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work
+    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work,
+    owners: push_outbox.Owners | None = None,
 ) -> int:
     """Send one push; what goes wrong stays within it."""
     try:
-        return await _send(services, sender, sent_log, lease, work)
+        return await _send(services, sender, sent_log, lease, work, owners)
     except Exception:  # its outcome could not be recorded (the database away): its lease brings it back
         log.exception("the outcome of push job %s was not recorded; it is claimed again when its lease runs out", work.id)
         return 0
 
 
-async def _send(services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work) -> int:
+async def _send(
+    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work,
+    owners: push_outbox.Owners | None = None,
+) -> int:
     if not lease.held():  # another worker may have it by now: let it send
         log.warning("lease of push job %s ran out before sending; it will be claimed again", work.id)
         return 0
     assert work.endpoint is not None
-    if not await push_outbox.still_subscribed(services.sessions, work):  # the browser changed hands since it was loaded
+    if not await (owners or push_outbox.Owners(services.sessions)).still_subscribed(work):  # the browser changed hands since it was loaded
         await push_outbox.mark(services.sessions, [work.id], SKIPPED, services.clock(), error="unsubscribed")
         return 0
     try:

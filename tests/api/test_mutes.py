@@ -38,7 +38,8 @@ async def test_mute_list_and_unmute_each_kind(team):
     assert labels == {"record": "Big deal", "group": "Duo", "post": "a thread to mute"}
     assert (await bob.get(f"{b}/mutes")).json()["mutes"] == [], "one's own mutes only"
     assert (await ann.delete(f"{b}/mutes/group/{ids['group']}")).status_code == 204
-    assert (await ann.delete(f"{b}/mutes/group/{ids['group']}")).status_code == 204, "unmuting again changes nothing"
+    again = await ann.delete(f"{b}/mutes/group/{ids['group']}")
+    assert again.status_code == 404 and again.json()["error"]["code"] == "mute_not_found", "unmuting again changes nothing"
     assert {m["kind"] for m in (await ann.get(f"{b}/mutes")).json()["mutes"]} == {"record", "post"}
 
 
@@ -51,10 +52,11 @@ async def test_what_the_caller_cannot_see_answers_like_what_does_not_exist(team)
         missing_r = await bob.put(f"{b}/mutes/{kind}/{missing}")
         assert hidden_r.status_code == missing_r.status_code == 404, kind
         assert factory.answer_of(hidden_r) == factory.answer_of(missing_r)
-        # Unmuting touches only the caller's own rows: the same answer whatever the target is.
+        # Unmuting looks only at the caller's own rows: the same answer whatever the target is.
         hidden_r = await bob.delete(f"{b}/mutes/{kind}/{hidden}")
         missing_r = await bob.delete(f"{b}/mutes/{kind}/{missing}")
-        assert hidden_r.status_code == missing_r.status_code == 204, kind
+        assert hidden_r.status_code == missing_r.status_code == 404, kind
+        assert factory.answer_of(hidden_r) == factory.answer_of(missing_r)
     assert (await bob.put(f"{b}/mutes/record/999999")).status_code == 404
     assert (await bob.get(f"{b}/mutes")).json()["mutes"] == []
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from feeds_server import limits
+from feeds_server.api.app import create_app
+from feeds_server.runtime.services import Services
 from feeds_server.store.models import PushSubscription
 from feeds_server.store.scope import account_session
 from tests import factory
@@ -31,6 +34,22 @@ async def test_public_key_is_an_uncompressed_p256_point_and_stable(client):
     assert len(point) == 65 and point[0] == 4
     ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
     assert (await client.get("/api/v1/push/public-key")).json() == r.json()
+
+
+
+@pytest.mark.parametrize("subject, enabled", [("mailto:ops@feeds-server.net", True), ("", False)])
+async def test_the_public_key_says_whether_pushes_go_out(settings, subject, enabled):
+    """The laptop defaults (feeds@localhost, http://localhost) give no subject push services
+    accept: the client is told pushes are off rather than subscribing for nothing."""
+    laptop = replace(settings, vapid_subject=subject, mail_from="Feeds <feeds@localhost>", public_url="http://localhost:8000")
+    services = Services.build(laptop)
+    try:
+        transport = httpx.ASGITransport(app=create_app(services=services))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            body = (await c.get("/api/v1/push/public-key")).json()
+    finally:
+        await services.close()
+    assert body["enabled"] is enabled and body["public_key"]
 
 
 async def test_subscribe_list_refresh_and_remove(team):

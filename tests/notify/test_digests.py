@@ -63,6 +63,18 @@ def next_tokyo_hour(t0: datetime, hours_ahead: int = 2) -> tuple[int, datetime]:
     return boundary.astimezone(ZoneInfo(TOKYO)).hour, boundary
 
 
+async def daily_from_now(services: Any, crm: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The org in Tokyo and the rep's daily digest turned on now, due at the next Tokyo hour but one:
+    the clock's start and that boundary."""
+    await in_tokyo(crm)
+    t0 = services.clock()
+    at(services, t0)
+    hour, boundary = next_tokyo_hour(t0)
+    await choose(services, crm["org"]["id"], crm["rep"].id, digest="daily", digest_hour=hour)
+    await digests.schedule(services)
+    return t0, boundary
+
+
 async def record_activity(crm: dict[str, Any]) -> dict[str, int]:
     """Acme (owned by the rep, followed by the manager): created, then edited by the admin and
     commented on by the manager; Beta (owned by the rep): created."""
@@ -145,13 +157,8 @@ async def test_weekly_digest_on_the_chosen_weekday_in_the_persons_own_zone_with_
 
 
 async def test_nothing_happened_nothing_is_sent(crm, smtp, smtp_services):
-    services, rep, org_id = smtp_services, crm["rep"], crm["org"]["id"]
-    await in_tokyo(crm)
-    t0 = services.clock()
-    at(services, t0)
-    hour, boundary = next_tokyo_hour(t0)
-    await choose(services, org_id, rep.id, digest="daily", digest_hour=hour)
-    await digests.schedule(services)
+    services = smtp_services
+    t0, boundary = await daily_from_now(services, crm)
     at(services, boundary)
     assert await digests.schedule(services) == 1
     assert await worker.run(services, burst=True) == 0
@@ -162,12 +169,7 @@ async def test_nothing_happened_nothing_is_sent(crm, smtp, smtp_services):
 
 async def test_a_muted_record_is_left_out_and_ones_own_changes_do_not_count(crm, smtp, smtp_services):
     services, rep, org_id = smtp_services, crm["rep"], crm["org"]["id"]
-    await in_tokyo(crm)
-    t0 = services.clock()
-    at(services, t0)
-    hour, boundary = next_tokyo_hour(t0)
-    await choose(services, org_id, rep.id, digest="daily", digest_hour=hour)
-    await digests.schedule(services)
+    t0, boundary = await daily_from_now(services, crm)
     at(services, t0 + timedelta(minutes=1))
     records = await record_activity(crm)
     await send(crm, ev("c1", crm_id="D-3", name="Gamma", owner_email=rep.email, actor_email=rep.email))
@@ -183,12 +185,7 @@ async def test_two_schedulers_at_once_and_a_stale_replay_queue_one_digest(crm, s
     """Never twice for a period: two schedulers racing, and one that read the row before the other's
     commit (a worker killed after queueing, restarted from old state), leave one job and one email."""
     services, rep, org_id = smtp_services, crm["rep"], crm["org"]["id"]
-    await in_tokyo(crm)
-    t0 = services.clock()
-    at(services, t0)
-    hour, boundary = next_tokyo_hour(t0)
-    await choose(services, org_id, rep.id, digest="daily", digest_hour=hour)
-    await digests.schedule(services)
+    t0, boundary = await daily_from_now(services, crm)
     at(services, t0 + timedelta(minutes=1))
     await record_activity(crm)
 
@@ -212,12 +209,7 @@ async def test_two_schedulers_at_once_and_a_stale_replay_queue_one_digest(crm, s
 
 async def test_a_digest_turned_off_or_snoozed_after_queueing_is_skipped(crm, smtp, smtp_services):
     services, rep, org_id = smtp_services, crm["rep"], crm["org"]["id"]
-    await in_tokyo(crm)
-    t0 = services.clock()
-    at(services, t0)
-    hour, boundary = next_tokyo_hour(t0)
-    await choose(services, org_id, rep.id, digest="daily", digest_hour=hour)
-    await digests.schedule(services)
+    t0, boundary = await daily_from_now(services, crm)
     at(services, t0 + timedelta(minutes=1))
     await record_activity(crm)
     at(services, boundary)
@@ -336,13 +328,8 @@ async def test_the_digest_reads_only_comments_on_posts_its_readers_can_reach(crm
 
     from feeds_server.store.models import Comment
 
-    services, rep, manager, admin, org_id = smtp_services, crm["rep"], crm["manager"], crm["admin"], crm["org"]["id"]
-    await in_tokyo(crm)
-    t0 = services.clock()
-    at(services, t0)
-    hour, boundary = next_tokyo_hour(t0)
-    await choose(services, org_id, rep.id, digest="daily", digest_hour=hour)
-    await digests.schedule(services)
+    services, rep, manager, admin = smtp_services, crm["rep"], crm["manager"], crm["admin"]
+    t0, boundary = await daily_from_now(services, crm)
     at(services, t0 + timedelta(minutes=1))
     await record_activity(crm)  # the manager comments on Acme's item, which reaches the rep
     other = (await admin.post(f"{crm['b']}/groups", json={

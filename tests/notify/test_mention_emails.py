@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from feeds_server import limits
@@ -17,32 +16,9 @@ from feeds_server.notify import worker
 from feeds_server.store.models import EmailJob
 from feeds_server.store.scope import account_session
 from tests import factory
+from tests.notify.helpers import later, post
 
 WINDOW = timedelta(seconds=limits.DEFAULT_MENTION_BATCH_SECONDS + 1)
-
-
-@pytest.fixture
-async def team(client, services, settings):  # type: ignore[no-untyped-def]
-    """Built before the SMTP server is switched on, so invitations land in the mail folder."""
-    owner = await factory.sign_up(client, factory.unique("Owner"))
-    org = await factory.create_org(owner)
-    people = []
-    for name in ("Ann", "Bob", "Cid"):
-        actor = await factory.sign_up(client, factory.unique(name))
-        await factory.invite_and_join(owner, org["slug"], actor, settings.mail_dir)
-        people.append(actor)
-    return owner, *people, org
-
-
-def later(services, delta: timedelta) -> None:  # type: ignore[no-untyped-def]
-    now = services.clock()
-    services.clock = lambda: now + delta
-
-
-async def post(actor, org, body, **extra):  # type: ignore[no-untyped-def]
-    r = await actor.post(f"/api/v1/orgs/{org['slug']}/posts", json={"body": body, **extra})
-    assert r.status_code == 201, r.text
-    return r.json()["post"]
 
 
 async def test_a_mention_sends_exactly_one_email_and_a_plain_post_none(team, smtp, smtp_services):

@@ -418,28 +418,67 @@ def test_a_lease_too_short_for_a_push_is_raised_with_a_warning(caplog):
 
 
 async def test_at_most_the_per_origin_limit_goes_to_one_push_service_at_once(push_services, push_service, team, monkeypatch):
-    """The pushes of one origin beyond its limit wait a moment (their attempt not counted) rather than
-    hold slots every other push service's pushes need."""
+    """The pushes of one origin beyond its limit wait in the worker for a slot; one that waited
+    PUSH_ORIGIN_WAIT_SECONDS is given back for a moment (its attempt not counted) rather than hold
+    slots every other push service's pushes need."""
     import asyncio
+    import threading
+    import time
 
     owner, ann, bob, org = team
     monkeypatch.setattr(limits, "PUSH_PER_ORIGIN_CONCURRENCY", 1)
+    monkeypatch.setattr(limits, "PUSH_ORIGIN_WAIT_SECONDS", 0.5)
     sub_ann, _ = await _subscribe(ann, org, push_service)
     sub_bob, _ = await _subscribe(bob, org, push_service)
-    push_service.answer(sub_ann, 201, delay=1.0)
-    push_service.answer(sub_bob, 201, delay=1.0)
     await _mention(owner, org, ann)
     await _mention(owner, org, bob)
+    push_service.hold = threading.Event()  # the push service answers nothing until set
     stop = asyncio.Event()
     worker = asyncio.create_task(push_worker.run(push_services, stop=stop))
-    await asyncio.sleep(0.5)
-    jobs = await _jobs(push_services)
-    assert sorted(j.status for j in jobs) == ["pending", "sending"]
-    [waiting] = [j for j in jobs if j.status == "pending"]
-    assert waiting.attempts == 0 and waiting.next_attempt_at > push_services.clock()
-    stop.set()
-    await asyncio.wait_for(worker, 10)
+    try:
+        started = time.monotonic()
+        while not push_service.waiting:
+            assert time.monotonic() - started < 5, "no push reached the push service"
+            await asyncio.sleep(0.05)
+        while not [j for j in await _jobs(push_services) if j.status == "pending"]:
+            assert time.monotonic() - started < 5, "the push waiting for its origin was not given back"
+            await asyncio.sleep(0.05)
+        assert push_service.waiting == 1  # the other never reached the push service
+        jobs = await _jobs(push_services)
+        assert sorted(j.status for j in jobs) == ["pending", "sending"]
+        [waiting] = [j for j in jobs if j.status == "pending"]
+        assert waiting.attempts == 0 and waiting.next_attempt_at > push_services.clock()
+    finally:
+        push_service.hold.set()
+        stop.set()
+        await asyncio.wait_for(worker, 10)
     assert len(push_service.delivered(sub_ann)) + len(push_service.delivered(sub_bob)) == 1
     await asyncio.sleep(limits.PUSH_ORIGIN_BUSY_SECONDS)  # the waiting one is due again
     assert await push_worker.run(push_services, burst=True) == 1
     assert len(push_service.delivered(sub_ann)) == len(push_service.delivered(sub_bob)) == 1
+
+
+async def test_pushes_waiting_for_their_origin_go_out_without_being_queued_again(push_services, push_service, team, monkeypatch):
+    """Beyond the per-origin limit, claimed pushes wait in the worker and go out as slots free:
+    not one statement that gives a push back to the outbox, and no pause between them."""
+    from sqlalchemy import event
+
+    owner, ann, bob, org = team
+    monkeypatch.setattr(limits, "PUSH_PER_ORIGIN_CONCURRENCY", 1)
+    subs = [(await _subscribe(actor, org, push_service))[0] for actor in (owner, ann, bob)]
+    for actor in (owner, ann, bob):
+        await _mention(ann if actor is owner else owner, org, actor)
+    given_back: list[str] = []
+
+    def seen(conn, cursor, statement, *_):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("UPDATE PUSH_JOBS") and "next_attempt_at" in statement:
+            given_back.append(statement)
+
+    event.listen(push_services.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await push_worker.run(push_services, burst=True) == 3
+    finally:
+        event.remove(push_services.engine.sync_engine, "before_cursor_execute", seen)
+    assert given_back == []
+    assert [len(push_service.delivered(sub)) for sub in subs] == [1, 1, 1]
+    assert {(j.status, j.attempts) for j in await _jobs(push_services)} == {("sent", 1)}

@@ -17,6 +17,7 @@ from feeds_server.notify import push_worker, worker
 from feeds_server.store.models import EmailJob, Follow, Membership, Mute, Notification, NotificationSettings, PushJob
 from feeds_server.store.scope import account_session, org_session
 from tests import factory
+from tests.notify.helpers import later, post
 from tests.api.records_helpers import crm, ev, send, set_merge_seconds  # noqa: F401 - `crm` is a fixture
 from tests.notify.push_service import PushService, push_service  # noqa: F401 - the fixture
 
@@ -29,17 +30,6 @@ async def team(client, services, settings):  # type: ignore[no-untyped-def]
     """An org of three; built before the SMTP server is switched on, so invitations land in the mail folder."""
     owner, ann, bob, org = await factory.team(client, settings.mail_dir)
     return owner, ann, bob, org
-
-
-def later(services, delta: timedelta) -> None:  # type: ignore[no-untyped-def]
-    now = services.clock()
-    services.clock = lambda: now + delta
-
-
-async def post(actor, org, body, **extra):  # type: ignore[no-untyped-def]
-    r = await actor.post(f"{base(org)}/posts", json={"body": body, **extra})
-    assert r.status_code == 201, r.text
-    return r.json()["post"]
 
 
 async def jobs(services, model, user_id):  # type: ignore[no-untyped-def]

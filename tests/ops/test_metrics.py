@@ -111,8 +111,9 @@ async def test_connections_deliveries_latency_and_recoveries_of_a_real_node(star
 
     # Reconnect asking to recover every channel from its position, and one from an unknown epoch.
     assert (await alice.post(f"/api/v1/orgs/{slug}/posts", json={"body": "missed"})).status_code == 201
-    recover = {ch: {"recover": True, "epoch": s["epoch"], "offset": s["offset"]} for ch, s in subs.items()}
-    first = next(iter(subs))
+    # ($counts has no history: nothing to recover on it.)
+    recover = {ch: {"recover": True, "epoch": s["epoch"], "offset": s["offset"]} for ch, s in subs.items() if "epoch" in s}
+    first = next(iter(recover))
     recover[first] = {"recover": True, "epoch": "not-the-epoch", "offset": 0}
     ws = await websockets.connect(node.ws_url)
     await ws.send(orjson.dumps({"id": 1, "connect": {"token": await connection_token(bob, slug), "subs": recover}}).decode())
@@ -120,5 +121,5 @@ async def test_connections_deliveries_latency_and_recoveries_of_a_real_node(star
     after = (await http.get("/metrics")).text
     await ws.close()
     await http.aclose()
-    assert sample(after, "feeds_recoveries_total", result="recovered") == sample(before, "feeds_recoveries_total", result="recovered") + len(subs) - 1
+    assert sample(after, "feeds_recoveries_total", result="recovered") == sample(before, "feeds_recoveries_total", result="recovered") + len(recover) - 1
     assert sample(after, "feeds_recoveries_total", result="failed") == sample(before, "feeds_recoveries_total", result="failed") + 1

@@ -43,7 +43,7 @@ def test_a_revocation_that_arrived_after_the_sign_in_was_read_closes_the_connect
 
     from feeds_server.realtime.hub import Hub
 
-    hub = Hub(SimpleNamespace(settings=SimpleNamespace(ws_ping_interval=25.0, ws_pong_timeout=10.0)), None)  # type: ignore[arg-type]
+    hub = Hub(SimpleNamespace(settings=SimpleNamespace(ws_ping_interval=25.0, ws_pong_timeout=10.0, node_name="test", host="127.0.0.1", port=0), sessions=None, clock=None), None)  # type: ignore[arg-type]
     conn = _conn()
     conn.checked_at = 0.0
     hub._on_control({"control": "auth_revoked", "auth_token_id": 1})

@@ -13,7 +13,7 @@ from feeds_server.realtime.hub import Connection, Hub, Published, Room
 
 
 def _hub() -> Hub:
-    return Hub(SimpleNamespace(settings=SimpleNamespace(ws_ping_interval=25.0, ws_pong_timeout=10.0)), None)  # type: ignore[arg-type]
+    return Hub(SimpleNamespace(settings=SimpleNamespace(ws_ping_interval=25.0, ws_pong_timeout=10.0, node_name="test", host="127.0.0.1", port=0), sessions=None, clock=None), None)  # type: ignore[arg-type]
 
 
 def _room() -> tuple[Room, Connection]:

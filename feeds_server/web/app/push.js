@@ -46,11 +46,14 @@ async function serverSubscription(slug, endpoint) {
 }
 
 /**
- * Where things stand for `slug` in this browser: 'unsupported', 'blocked' (permission denied),
+ * Where things stand for `slug` in this browser: 'unsupported', 'unavailable' (the server sends no
+ * pushes: it has no VAPID subject), 'blocked' (permission denied),
  * 'on' (the browser is subscribed and the org has its endpoint) or 'off'.
  */
 export async function pushState(slug) {
   if (!pushSupported()) return { state: 'unsupported' };
+  const { enabled } = await api.get('/push/public-key');
+  if (enabled === false) return { state: 'unavailable' };
   if (Notification.permission === 'denied') return { state: 'blocked' };
   const reg = await navigator.serviceWorker.getRegistration('/');
   const sub = reg ? await reg.pushManager.getSubscription() : null;
@@ -136,6 +139,7 @@ export async function unsubscribeBrowser() {
 
 const STATE_TEXT = {
   unsupported: 'This browser cannot show desktop notifications (they need a secure connection and a browser with Web Push).',
+  unavailable: 'Desktop notifications are not set up on this server yet (its operator sets FEEDS_VAPID_SUBJECT).',
   blocked: 'Notifications are blocked for this site. Allow them in the browser’s site settings to turn them on.',
   on: 'On: this browser shows a desktop notification when something reaches you here while Feeds is closed.',
   off: 'Off for this browser.',
@@ -151,7 +155,7 @@ export function renderPushSettings(slug) {
   function show(state) {
     box.dataset.state = state;
     status.textContent = STATE_TEXT[state];
-    button.hidden = state === 'unsupported' || state === 'blocked';
+    button.hidden = state === 'unsupported' || state === 'blocked' || state === 'unavailable';
     button.textContent = state === 'on' ? 'Turn off' : 'Turn on';
   }
 

@@ -2,7 +2,7 @@
 // record's card with the Follow button (F-FOLLOW-2, F-FEED-4).
 
 import { api } from '../api.js';
-import { field, formatValue, h, timeAgo, toast, uid } from '../dom.js';
+import { errorBox, field, formatValue, h, timeAgo, toast, uid } from '../dom.js';
 import { MAX_DORMANT_DAYS, MIN_DORMANT_DAYS } from '../limits.js';
 import { session } from '../session.js';
 
@@ -151,7 +151,7 @@ export async function renderRecords(main, { query }) {
 }
 
 export async function renderRecord(main, { id }) {
-  const { record } = await api.get(session.orgPath(`/records/${Number(id)}`));
+  const { record, follow } = await api.get(session.orgPath(`/records/${Number(id)}`));
   main.append(
     h('div', { class: 'page-head' }, h('h1', {}, record.name), h('a', { href: orgHref('/records') }, '← Records')),
     h('section', { class: 'panel record-page' },
@@ -163,14 +163,92 @@ export async function renderRecord(main, { id }) {
         h('dt', {}, 'Owner'), h('dd', {}, record.owner?.name || '—'),
         h('dt', {}, 'Last update'), h('dd', {}, record.last_activity_at ? timeAgo(record.last_activity_at) : '—'),
         record.key_fields.map((f) => [h('dt', {}, f.field), h('dd', {}, formatValue(f.value))])),
-      record.deleted ? null : followRow(record)));
+      record.deleted ? null : followRow(record, follow)));
 }
 
-function followRow(record) {
+function followRow(record, follow) {
   const hint = h('span', { class: 'muted small' });
   const say = () => {
     hint.textContent = record.following ? 'You get its changes in your feed.' : 'Follow it to get its changes in your feed.';
   };
+  const fields = fieldsControl(record, follow?.fields ?? null);
+  const changed = () => {
+    say();
+    fields.reset(record.following);
+  };
   say();
-  return h('div', { class: 'row' }, followButton(record, say), hint);
+  fields.reset(record.following);
+  return h('div', { class: 'follow-row' }, h('div', { class: 'row' }, followButton(record, changed), fields.button, hint), fields.panel);
+}
+
+const fieldsLabel = (chosen) => `Fields: ${chosen ? chosen.join(', ') : 'All fields'}`;
+
+/**
+ * Which fields' edits reach the follower: "All fields" or some of the record's known ones.
+ * Known are the card's key fields plus those the follow already names (the page has no other list).
+ */
+function fieldsControl(record, initial) {
+  let chosen = initial;
+  const button = h('button', { type: 'button', class: 'small follow-fields', 'aria-expanded': 'false' });
+  const panelId = uid('follow-fields');
+  button.setAttribute('aria-controls', panelId);
+  const all = h('input', { type: 'checkbox', id: uid('all') });
+  const names = [...new Set([...record.key_fields.map((f) => f.field), ...(initial || [])])];
+  const boxes = names.map((name) => ({ name, input: h('input', { type: 'checkbox', id: uid('fld'), value: name }) }));
+  const error = errorBox();
+  const save = h('button', { type: 'submit', class: 'primary small' }, 'Save');
+  const cancel = h('button', { type: 'button', class: 'small' }, 'Cancel');
+  const form = h('form', { class: 'panel follow-fields-panel', id: panelId, hidden: true },
+    h('fieldset', {},
+      h('legend', {}, 'Edits of these fields reach your feed'),
+      h('div', { class: 'field-check' }, all, h('label', { for: all.id }, 'All fields')),
+      boxes.map((b) => h('div', { class: 'field-check' }, b.input, h('label', { for: b.input.id }, b.name)))),
+    error,
+    h('div', { class: 'row' }, save, cancel));
+
+  const fill = () => {
+    all.checked = !chosen;
+    boxes.forEach((b) => { b.input.checked = !!chosen && chosen.includes(b.name); });
+    error.show(null);
+  };
+  const open = (on) => {
+    form.hidden = !on;
+    button.setAttribute('aria-expanded', String(on));
+    if (on) fill();
+  };
+  all.addEventListener('change', () => { if (all.checked) boxes.forEach((b) => { b.input.checked = false; }); });
+  boxes.forEach((b) => b.input.addEventListener('change', () => { if (b.input.checked) all.checked = false; }));
+  button.addEventListener('click', () => open(form.hidden));
+  cancel.addEventListener('click', () => { open(false); button.focus(); });
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const picked = boxes.filter((b) => b.input.checked).map((b) => b.name);
+    if (!all.checked && !picked.length) {
+      error.show(new Error('Choose at least one field, or All fields.'));
+      return;
+    }
+    save.disabled = true;
+    try {
+      const answer = await api.put(session.orgPath(`/records/${record.id}/follow`), { fields: all.checked ? null : picked });
+      chosen = answer.follow?.fields ?? null;
+      button.textContent = fieldsLabel(chosen);
+      open(false);
+      toast('Saved.');
+    } catch (err) {
+      error.show(err);
+    } finally {
+      save.disabled = false;
+    }
+  });
+  return {
+    button,
+    panel: form,
+    /** Shown only while following; a new follow hears of every field. */
+    reset(following) {
+      if (!following) chosen = null;
+      button.hidden = !following;
+      button.textContent = fieldsLabel(chosen);
+      if (!following) open(false);
+    },
+  };
 }
