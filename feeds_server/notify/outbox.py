@@ -23,7 +23,7 @@ from sqlalchemy.orm import defer
 from feeds_server import limits
 from feeds_server.domain import preferences, retry
 from feeds_server.notify import dead_letters
-from feeds_server.store.models import EmailJob
+from feeds_server.store.models import EmailJob, PushJob
 from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.notifier")
@@ -241,7 +241,7 @@ class SentLog:
 
 
 class Lease:
-    """Keeps a claim's jobs leased while its emails go out.
+    """Keeps a claim's jobs leased while they go out (emails, or pushes with `table=PushJob`).
 
     Renewed every third of the lease, so a worker that is slow (a slow mail server, a long claim
     sent a few at a time) keeps its jobs and no other worker sends them too; a worker that dies
@@ -251,9 +251,10 @@ class Lease:
     """
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], job_ids: list[int], seconds: float, claimed_at: float
+        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], job_ids: list[int], seconds: float, claimed_at: float,
+        table: type[EmailJob] | type[PushJob] = EmailJob,
     ) -> None:
-        self.sessions, self.clock, self.job_ids, self.seconds = sessions, clock, job_ids, seconds
+        self.sessions, self.clock, self.job_ids, self.seconds, self.table = sessions, clock, job_ids, seconds, table
         self.valid_until = claimed_at + seconds  # monotonic: taken before the claim, so never late
         self._task: asyncio.Task[None] | None = None
 
@@ -277,15 +278,16 @@ class Lease:
         while True:
             await asyncio.sleep(self.seconds / 3)
             started = time.monotonic()
+            jobs = self.table
             stmt = (
-                update(EmailJob)
-                .where(EmailJob.id.in_(self.job_ids), EmailJob.status == "sending")
+                update(jobs)
+                .where(jobs.id.in_(self.job_ids), jobs.status == "sending")
                 .values(lease_until=self.clock() + timedelta(seconds=self.seconds))
             )
             try:
                 async with account_session(self.sessions) as session:
                     await session.execute(stmt)
             except Exception:  # the database may be briefly away: held() stops new sends in time
-                log.warning("could not renew the lease of %d email jobs", len(self.job_ids), exc_info=True)
+                log.warning("could not renew the lease of %d %s", len(self.job_ids), self.table.__tablename__, exc_info=True)
                 continue
             self.valid_until = started + self.seconds

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -271,46 +269,3 @@ class SentLog:
                 continue
             for *_, future in items:
                 future.set_result(None)
-
-
-class Lease:
-    """Keeps a claim's pushes leased while they go out, renewed every third of the lease; `held()`
-    is False once renewals failed long enough that another worker may have them (no new send starts)."""
-
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], job_ids: list[int], seconds: float, claimed_at: float
-    ) -> None:
-        self.sessions, self.clock, self.job_ids, self.seconds = sessions, clock, job_ids, seconds
-        self.valid_until = claimed_at + seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> "Lease":
-        self._task = asyncio.create_task(self._renew())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    def held(self) -> bool:
-        return time.monotonic() < self.valid_until - self.seconds / 3
-
-    async def _renew(self) -> None:
-        while True:
-            await asyncio.sleep(self.seconds / 3)
-            started = time.monotonic()
-            stmt = (
-                update(PushJob).where(PushJob.id.in_(self.job_ids), PushJob.status == SENDING)
-                .values(lease_until=self.clock() + timedelta(seconds=self.seconds))
-            )
-            try:
-                async with account_session(self.sessions) as session:
-                    await session.execute(stmt)
-            except Exception:  # the database may be briefly away: held() stops new sends in time
-                log.warning("could not renew the lease of %d push jobs", len(self.job_ids), exc_info=True)
-                continue
-            self.valid_until = started + self.seconds

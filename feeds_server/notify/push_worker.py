@@ -35,12 +35,12 @@ from feeds_server import limits
 from feeds_server.actions.notifications import Mutes, members_and_mutes, muted_now
 from feeds_server.domain import push_targets
 from feeds_server.domain.preferences import PUSH, Preferences
-from feeds_server.notify import dead_letters, push_outbox, vapid
+from feeds_server.notify import dead_letters, outbox, push_outbox, vapid
 from feeds_server.notify.push import GONE, REFUSED, RETRY, SENT, PushSender, Target
 from feeds_server.notify.push_outbox import SKIPPED, Work
 from feeds_server.notify.worker import MUTED, NOT_A_MEMBER
 from feeds_server.runtime.services import Services
-from feeds_server.store.models import Notification
+from feeds_server.store.models import Notification, PushJob
 from feeds_server.store.scope import account_session
 
 log = logging.getLogger("feeds_server.notifier")
@@ -225,7 +225,7 @@ class _Pipeline:
         sends: list[asyncio.Task[None]] = []  # each frees its own slot of `busy`
         tickets: list[tuple[Work, str, asyncio.Future[bool]]] = []
         try:
-            async with push_outbox.Lease(services.sessions, services.clock, ids, self.lease_seconds, claimed_at) as lease:
+            async with outbox.Lease(services.sessions, services.clock, ids, self.lease_seconds, claimed_at, table=PushJob) as lease:
                 try:
                     try:
                         works = await push_outbox.load(services.sessions, ids, services.clock())
@@ -265,7 +265,7 @@ class _Pipeline:
         at = self.services.clock() + timedelta(seconds=0 if stopping else limits.PUSH_ORIGIN_BUSY_SECONDS)
         await push_outbox.give_back(self.services.sessions, late, at)
 
-    async def _one(self, lease: push_outbox.Lease, work: Work, where: str, ticket: asyncio.Future[bool]) -> None:
+    async def _one(self, lease: outbox.Lease, work: Work, where: str, ticket: asyncio.Future[bool]) -> None:
         try:
             try:
                 if not await ticket:  # given back: it waited too long for its origin
@@ -356,7 +356,7 @@ def _skip_reason(work: Work) -> str | None:
 
 
 async def _process(
-    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work,
+    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: outbox.Lease, work: Work,
     owners: push_outbox.Owners | None = None,
 ) -> int:
     """Send one push; what goes wrong stays within it."""
@@ -368,7 +368,7 @@ async def _process(
 
 
 async def _send(
-    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: push_outbox.Lease, work: Work,
+    services: Services, sender: PushSender, sent_log: push_outbox.SentLog, lease: outbox.Lease, work: Work,
     owners: push_outbox.Owners | None = None,
 ) -> int:
     if not lease.held():  # another worker may have it by now: let it send

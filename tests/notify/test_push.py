@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from feeds_server import limits
-from feeds_server.notify import dead_letters, push_worker
+from feeds_server.notify import dead_letters, outbox, push_worker
 from feeds_server.realtime.presence import PresenceKeeper
 from feeds_server.store.models import NotificationSettings, PushJob, PushSubscription
 from feeds_server.store.scope import account_session, org_session
@@ -314,7 +314,7 @@ async def test_a_browser_that_changed_hands_after_its_push_was_loaded_gets_nothi
     assert (await bob.post(f"{base(org)}/push-subscriptions", json=sub)).status_code == 201  # same endpoint, now Bob's
     sender = PushSender(push_services.settings)
     try:
-        lease = push_outbox.Lease(push_services.sessions, push_services.clock, ids, 60, time.monotonic())
+        lease = outbox.Lease(push_services.sessions, push_services.clock, ids, 60, time.monotonic(), table=PushJob)
         assert await push_worker._send(push_services, sender, push_outbox.SentLog(push_services.sessions), lease, work) == 0
     finally:
         await sender.close()
